@@ -1,0 +1,29 @@
+@{
+    # The module's manifest. 'build.ps1 -Task Build' lays the assemblies into module/ and writes
+    # module/VfioMigration.psd1 from this file (rooted at VfioMigration.dll, paths relative to module/);
+    # 'build.ps1 -Task Package' copies that folder as the publishable module. In a checkout this manifest
+    # loads the built one as its nested module, so PowerShell finds the cmdlets' help next to the dll.
+    NestedModules        = @('module/VfioMigration.psd1')
+    ModuleVersion        = '0.1.0'
+    GUID                 = '0d07a127-73b4-4986-9003-ba75917e2a5f'
+    Author               = 'VfioMigration contributors'
+    CompanyName          = 'VfioMigration'
+    Copyright            = '(c) VfioMigration contributors. MIT License.'
+    Description          = 'Linux VFIO device migration from PowerShell: IOMMU groups, containers, DMA mappings, dirty-page tracking and bitmaps, and stepped migration-state transitions, on real hosts or a simulated one.'
+    PowerShellVersion    = '7.4'
+    CompatiblePSEditions = @('Core')
+    FormatsToProcess     = @('module/VfioMigration.format.ps1xml')
+    CmdletsToExport      = @(
+        'Get-VfioGroup'
+    )
+    FunctionsToExport    = @()
+    AliasesToExport      = @()
+    VariablesToExport    = @()
+    PrivateData          = @{
+        PSData = @{
+            Tags       = @('VFIO', 'Linux', 'Migration', 'IOMMU', 'DirtyTracking', 'Virtualization')
+            LicenseUri = ''
+            ProjectUri = ''
+        }
+    }
+}

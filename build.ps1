@@ -1,0 +1,233 @@
+#requires -Version 7.4
+<#
+.SYNOPSIS
+    Builds, documents, tests and packages the VfioMigration module.
+
+.DESCRIPTION
+    One entry point for a newcomer and for CI. Each task runs what it needs first, so any task works
+    on a fresh clone:
+
+      Restore   dotnet tools (pwsh), Pester (NuGet PackageDownload), NuGet packages; gcc and the kernel
+                headers the layout test compiles against (installed with apt-get when missing and root)
+      Build     publishes the assemblies into module/ and writes module/VfioMigration.psd1
+      Docs      generates the MAML help (module/en-US/VfioMigration.dll-Help.xml) from docs/*.md and
+                checks that docs and code agree on every cmdlet's parameters
+      Test      xunit (Core) and Pester (the module), one closing line 'total: N passed, N failed, N skipped'
+      Package   a self-contained, publishable copy of the module in out/VfioMigration
+      Demo      the README's main job: a walk through the module
+      Clean     removes build output
+
+.EXAMPLE
+    dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
+#>
+[CmdletBinding()]
+param(
+    [ValidateSet('Restore', 'Build', 'Docs', 'Test', 'Package', 'Demo', 'Clean')]
+    [string[]] $Task = @('Build'),
+
+    [ValidateSet('Debug', 'Release')]
+    [string] $Configuration = 'Release'
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version 3.0
+$env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
+$env:DOTNET_NOLOGO = '1'
+$env:DOTNET_SKIP_FIRST_TIME_EXPERIENCE = '1'
+$env:POWERSHELL_UPDATECHECK = 'Off'
+
+$Root = $PSScriptRoot
+$ModuleDir = Join-Path $Root 'module'
+$ResultsDir = Join-Path $Root 'TestResults'
+$PesterVersion = '6.2.0'
+$script:Done = @{}
+$script:ExitCode = 0
+
+function Write-Step([string] $text) { Write-Host "==> $text" }
+
+function Invoke-Native {
+    # Runs a native command and stops the build when it fails.
+    param([Parameter(Mandatory)] [string] $Command, [string[]] $Arguments = @())
+    & $Command @Arguments
+    if ($LASTEXITCODE -ne 0) { throw "'$Command $($Arguments -join ' ')' failed with exit code $LASTEXITCODE" }
+}
+
+function Invoke-ChildPwsh {
+    # Anything that imports the module runs in a child pwsh, so this build process never loads the
+    # assemblies it is about to replace.
+    param([Parameter(Mandatory)] [string] $File, [string[]] $Arguments = @())
+    & dotnet pwsh -NoProfile -NonInteractive -File $File @Arguments | Out-Host
+    return $LASTEXITCODE
+}
+
+function Get-NuGetRoot { if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path $HOME '.nuget/packages' } }
+
+function Invoke-Task([string] $name) {
+    if ($script:Done[$name]) { return }
+    & "Task-$name"
+    $script:Done[$name] = $true
+}
+
+function Task-Restore {
+    Write-Step 'Restore'
+    Invoke-Native dotnet @('tool', 'restore')
+    if (-not (Get-Command gcc -ErrorAction Ignore) -or -not (Test-Path /usr/include/linux/vfio.h)) {
+        # The native-layout test compiles a C program against the system's <linux/vfio.h>.
+        if ((id -u) -eq '0' -and (Get-Command apt-get -ErrorAction Ignore)) {
+            Write-Step 'Installing gcc and linux-libc-dev (needed by the header comparison test)'
+            Invoke-Native apt-get @('update', '-qq')
+            Invoke-Native apt-get @('install', '-y', '-qq', '--no-install-recommends', 'gcc', 'libc6-dev', 'linux-libc-dev')
+        }
+        else {
+            throw 'gcc and /usr/include/linux/vfio.h are needed by the tests: install gcc and linux-libc-dev (Debian/Ubuntu) or kernel-headers (Fedora).'
+        }
+    }
+    Invoke-Native dotnet @('restore', (Join-Path $Root 'tests/tools/tools.csproj'), '--nologo', '-v', 'q')
+    Invoke-Native dotnet @('restore', (Join-Path $Root 'VfioMigration.slnx'), '--nologo', '-v', 'q')
+}
+
+function Task-Build {
+    Invoke-Task Restore
+    Write-Step "Build ($Configuration)"
+    $publish = Join-Path $Root "obj/publish"
+    Remove-Item $publish -Recurse -Force -ErrorAction Ignore
+    Invoke-Native dotnet @('publish', (Join-Path $Root 'src/VfioMigration/VfioMigration.csproj'), '-c', $Configuration,
+        '-o', $publish, '--no-restore', '--nologo', '-v', 'q')
+
+    # A named list: what the module ships, nothing the publish happens to drop next to it.
+    $files = 'VfioMigration.dll', 'VfioMigration.pdb', 'VfioMigration.deps.json',
+             'VfioMigration.Core.dll', 'VfioMigration.Core.pdb',
+             'Microsoft.Extensions.ObjectPool.dll', 'System.IO.Hashing.dll'
+    foreach ($f in $files) {
+        $src = Join-Path $publish $f
+        if (-not (Test-Path $src)) { throw "The publish output lacks $f" }
+        Copy-Item $src $ModuleDir -Force
+    }
+
+    # module/VfioMigration.psd1: the root manifest, rooted at the assembly, with paths relative to module/.
+    $lines = foreach ($line in Get-Content (Join-Path $Root 'VfioMigration.psd1')) {
+        if ($line -match '^\s*#') { $line; continue }
+        $line -replace "NestedModules(\s*)=\s*@\('module/VfioMigration.psd1'\)", "RootModule`$1= 'VfioMigration.dll'" -replace "'module/", "'"
+    }
+    if (-not ($lines -match "^\s*RootModule\s*=\s*'VfioMigration.dll'")) { throw 'Could not root module/VfioMigration.psd1 at VfioMigration.dll' }
+    Set-Content -Path (Join-Path $ModuleDir 'VfioMigration.psd1') -Value $lines
+    $null = Test-ModuleManifest (Join-Path $ModuleDir 'VfioMigration.psd1')
+    $null = Test-ModuleManifest (Join-Path $Root 'VfioMigration.psd1')
+}
+
+function Task-Docs {
+    Invoke-Task Build
+    Write-Step 'Docs (MAML help from docs/*.md; docs-to-code check)'
+    $tools = Join-Path $Root 'src/BuildTools'
+    $rc = Invoke-ChildPwsh (Join-Path $tools 'ConvertTo-Maml.ps1') @('-DocsPath', (Join-Path $Root 'docs'),
+        '-ModuleManifest', (Join-Path $ModuleDir 'VfioMigration.psd1'),
+        '-OutFile', (Join-Path $ModuleDir 'en-US/VfioMigration.dll-Help.xml'))
+    if ($rc -ne 0) { throw 'MAML generation failed' }
+    foreach ($about in Get-ChildItem (Join-Path $Root 'docs') -Filter 'about_*.md') {
+        ConvertTo-AboutHelp $about.FullName (Join-Path $ModuleDir "en-US/$($about.BaseName).help.txt")
+    }
+    $rc = Invoke-ChildPwsh (Join-Path $tools 'Test-Docs.ps1') @('-DocsPath', (Join-Path $Root 'docs'),
+        '-ModuleManifest', (Join-Path $ModuleDir 'VfioMigration.psd1'))
+    if ($rc -ne 0) { throw "docs/ and the code disagree ($rc problem(s) above)" }
+}
+
+function ConvertTo-AboutHelp([string] $markdown, [string] $outFile) {
+    # about_*.md -> about_*.help.txt: '## HEADING' lines become TOPIC-style headings, prose is indented.
+    $lines = foreach ($line in (Get-Content $markdown)) {
+        if ($line -match '^# (.+)$') { 'TOPIC'; "    $($Matches[1])"; continue }
+        if ($line -match '^## (.+)$') { ''; $Matches[1].ToUpperInvariant(); continue }
+        if ($line.Trim()) { "    $line" } else { '' }
+    }
+    Set-Content -Path $outFile -Value ($lines -join "`n")
+}
+
+function Task-Test {
+    $summary = [ordered]@{ passed = 0; failed = 0; skipped = 0 }
+    $exit = 0
+    try {
+        Invoke-Task Docs
+        Remove-Item $ResultsDir -Recurse -Force -ErrorAction Ignore
+        $null = New-Item -ItemType Directory -Force $ResultsDir
+
+        Write-Step 'Test: xunit (VfioMigration.Core.Tests)'
+        & dotnet test (Join-Path $Root 'tests/VfioMigration.Core.Tests/VfioMigration.Core.Tests.csproj') -c $Configuration `
+            --no-restore --nologo --logger 'trx;LogFileName=xunit.trx' --results-directory $ResultsDir
+        $xunitExit = $LASTEXITCODE
+        $x = Read-TrxCounts (Join-Path $ResultsDir 'xunit.trx') $xunitExit
+        Write-Host ('xunit: {0} passed, {1} failed, {2} skipped' -f $x.passed, $x.failed, $x.skipped)
+
+        Write-Step 'Test: Pester (tests/Pester against the built module)'
+        $pesterJson = Join-Path $ResultsDir 'pester.summary.json'
+        $null = Invoke-ChildPwsh (Join-Path $Root 'tests/Invoke-PesterSuite.ps1') @(
+            '-PesterModule', (Join-Path (Get-NuGetRoot) "pester/$PesterVersion/tools/Pester.psd1"),
+            '-Path', (Join-Path $Root 'tests/Pester'), '-ResultsDir', $ResultsDir)
+        $p = Read-PesterCounts $pesterJson
+        Write-Host ('pester: {0} passed, {1} failed, {2} skipped' -f $p.passed, $p.failed, $p.skipped)
+
+        foreach ($k in @('passed', 'failed', 'skipped')) { $summary[$k] = $x[$k] + $p[$k] }
+        if ($summary.failed -gt 0 -or $xunitExit -ne 0) { $exit = 1 }
+    }
+    catch {
+        Write-Host "BUILD FAILED: $($_.Exception.Message)" -ForegroundColor Red
+        $summary.failed += 1
+        $exit = 1
+    }
+    # The one line CI reads.
+    Write-Host ('total: {0} passed, {1} failed, {2} skipped' -f $summary.passed, $summary.failed, $summary.skipped)
+    $script:ExitCode = $exit
+}
+
+function Read-TrxCounts([string] $trx, [int] $exitCode) {
+    $c = @{ passed = 0; failed = 0; skipped = 0 }
+    if (Test-Path $trx) {
+        $counters = ([xml](Get-Content $trx -Raw)).TestRun.ResultSummary.Counters
+        $c.passed = [int]$counters.passed
+        $c.failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted
+        $c.skipped = [int]$counters.total - [int]$counters.executed
+        if ($exitCode -ne 0 -and $c.failed -eq 0) { $c.failed = 1 }   # the run failed outside any test
+    }
+    else { $c.failed = 1 }                                          # no result file: the tests did not run
+    return $c
+}
+
+function Read-PesterCounts([string] $json) {
+    if (-not (Test-Path $json)) { return @{ passed = 0; failed = 1; skipped = 0 } }
+    $s = Get-Content $json -Raw | ConvertFrom-Json
+    return @{ passed = [int]$s.passed; failed = [int]$s.failed; skipped = [int]$s.skipped }
+}
+
+function Task-Package {
+    Invoke-Task Docs
+    $version = (Import-PowerShellDataFile (Join-Path $Root 'VfioMigration.psd1')).ModuleVersion
+    $out = Join-Path $Root "out/VfioMigration/$version"
+    Write-Step "Package -> $out"
+    Remove-Item (Join-Path $Root 'out/VfioMigration') -Recurse -Force -ErrorAction Ignore
+    $null = New-Item -ItemType Directory -Force $out
+    Get-ChildItem $ModuleDir -Force | Copy-Item -Destination $out -Recurse -Force
+    $null = Test-ModuleManifest (Join-Path $out 'VfioMigration.psd1')
+    Write-Host "Publishable module: $out (Import-Module $out/VfioMigration.psd1)"
+}
+
+function Task-Demo {
+    Invoke-Task Docs
+    Write-Step 'Demo'
+    $rc = Invoke-ChildPwsh (Join-Path $ModuleDir 'Demo.ps1') @('-ModulePath', (Join-Path $Root 'VfioMigration.psd1'))
+    if ($rc -ne 0) { throw "The demo failed (exit $rc)" }
+}
+
+function Task-Clean {
+    Write-Step 'Clean'
+    Get-ChildItem $ModuleDir -File | Where-Object { $_.Extension -in '.dll', '.pdb', '.json' -or $_.Name -eq 'VfioMigration.psd1' } | Remove-Item -Force
+    Remove-Item (Join-Path $ModuleDir 'en-US/VfioMigration.dll-Help.xml') -Force -ErrorAction Ignore
+    foreach ($d in 'out', 'TestResults', 'obj') { Remove-Item (Join-Path $Root $d) -Recurse -Force -ErrorAction Ignore }
+    Get-ChildItem $Root -Directory -Recurse -Include bin, obj | Remove-Item -Recurse -Force -ErrorAction Ignore
+}
+
+Push-Location $Root
+try {
+    foreach ($t in $Task) { Invoke-Task $t }
+}
+finally {
+    Pop-Location
+}
+exit $script:ExitCode

@@ -1,0 +1,63 @@
+# The packaged module as a user meets it: the manifest loads, exports what it says, and every cmdlet
+# has full help generated from docs/.
+BeforeAll {
+    $script:Root = Resolve-Path "$PSScriptRoot/../.."
+    Import-Module "$Root/VfioMigration.psd1" -Force
+    $script:Manifest = Import-PowerShellDataFile "$Root/VfioMigration.psd1"
+}
+
+Describe 'Module manifest' {
+    It 'loads from the checkout and exports exactly the manifest''s cmdlets' {
+        $exported = (Get-Command -Module VfioMigration -CommandType Cmdlet).Name | Sort-Object
+        $exported | Should -Be ($Manifest.CmdletsToExport | Sort-Object)
+    }
+
+    It 'targets PowerShell 7.4 Core' {
+        $Manifest.PowerShellVersion | Should -Be '7.4'
+        $Manifest.CompatiblePSEditions | Should -Be @('Core')
+    }
+
+    It 'loads the built copy in module/ as well' {
+        $m = Import-Module "$Root/module/VfioMigration.psd1" -PassThru -Force
+        $m.ExportedCmdlets.Keys | Should -Contain 'Get-VfioGroup'
+        Import-Module "$Root/VfioMigration.psd1" -Force
+    }
+}
+
+Describe 'Help for <_>' -ForEach @((Import-PowerShellDataFile "$PSScriptRoot/../../VfioMigration.psd1").CmdletsToExport) {
+    BeforeAll {
+        $script:Help = Get-Help $_ -Full
+        $script:Command = Get-Command $_
+    }
+
+    It 'has a synopsis written in docs/, not the generated stub' {
+        $Help.Synopsis | Should -Not -BeNullOrEmpty
+        $Help.Synopsis | Should -Not -Match '^\s*\w+-\w+ \['
+    }
+
+    It 'has a description and at least one example' {
+        ($Help.Description | Out-String).Trim() | Should -Not -BeNullOrEmpty
+        @($Help.Examples.Example).Count | Should -BeGreaterThan 0
+    }
+
+    It 'shows one syntax entry per parameter set' {
+        @($Help.Syntax.SyntaxItem).Count | Should -Be $Command.ParameterSets.Count
+    }
+
+    It 'describes every parameter' {
+        $engine = [System.Management.Automation.Cmdlet]::CommonParameters + [System.Management.Automation.Cmdlet]::OptionalCommonParameters
+        foreach ($p in $Command.Parameters.Keys | Where-Object { $_ -notin $engine -or $_ -in 'WhatIf', 'Confirm' }) {
+            $ph = $Help.Parameters.Parameter | Where-Object Name -EQ $p
+            $ph | Should -Not -BeNullOrEmpty -Because "-$p must be in the help"
+            ($ph.Description | Out-String).Trim() | Should -Not -BeNullOrEmpty -Because "-$p needs a description"
+        }
+    }
+}
+
+Describe 'About help' {
+    It 'finds about_VfioMigration in the built module' {
+        Import-Module "$Root/module/VfioMigration.psd1" -Force
+        (Get-Help about_VfioMigration | Out-String) | Should -Match 'one process only|one process'
+        Import-Module "$Root/VfioMigration.psd1" -Force
+    }
+}
