@@ -1,0 +1,331 @@
+using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using VfioMigration.Core.Native;
+
+namespace VfioMigration.Core.Simulation;
+
+/// <summary>How a simulated device reaches guest memory.</summary>
+public enum SimBus
+{
+    /// <summary>A PCI function behind the IOMMU (vfio-pci): the kernel cannot see its DMA, so every mapped page reads dirty.</summary>
+    Pci,
+
+    /// <summary>A mediated device without an IOMMU of its own: it pins guest pages, and only pinned pages read dirty.</summary>
+    Mdev,
+}
+
+/// <summary>Which migration interface a simulated device offers.</summary>
+public enum SimMigrationProtocol
+{
+    /// <summary>No migration driver: VFIO_DEVICE_FEATURE MIGRATION answers ENOTTY.</summary>
+    None,
+
+    /// <summary>The 5.8 series' migration region (type 3 / subtype 1) with device_state bits.</summary>
+    V1,
+
+    /// <summary>Today's state machine through VFIO_DEVICE_FEATURE (MIG_DEVICE_STATE, data fds).</summary>
+    V2,
+}
+
+/// <summary>
+/// How a simulated device behaves over (simulated) time. Deterministic: the same seed and the same clock
+/// give the same dirty pages and the same state bytes.
+/// </summary>
+public sealed class SimWorkload
+{
+    /// <summary>Bytes of device state the stop-and-copy phase transfers (MIG_DATA_SIZE, v1 pending_bytes once stopped).</summary>
+    public long StateSize { get; set; } = 96;
+
+    /// <summary>Bytes the device offers in pre-copy before any state changes (PRECOPY_INFO initial_bytes).</summary>
+    public long InitialBytes { get; set; } = 24;
+
+    /// <summary>How fast the running device changes its own state, in bytes per simulated second (PRECOPY_INFO dirty_bytes grows by it).</summary>
+    public double StateDirtyBytesPerSecond { get; set; }
+
+    /// <summary>How fast the running device dirties guest pages, in pages per simulated second (by pinning for mdev, by DMA logging for v2 devices that log).</summary>
+    public double GuestDirtyPagesPerSecond { get; set; }
+
+    /// <summary>Seed of the device's pseudo-random choices (which pages, which state bytes).</summary>
+    public int Seed { get; set; } = 1;
+
+    public SimWorkload Clone() => (SimWorkload)MemberwiseClone();
+}
+
+/// <summary>One simulated device.</summary>
+public sealed class SimDeviceConfig
+{
+    /// <summary>PCI address (0000:3b:00.0) or mdev UUID.</summary>
+    public string Name { get; set; } = "";
+
+    public SimBus Bus { get; set; } = SimBus.Pci;
+
+    public int VendorId { get; set; } = 0x1234;
+
+    public int DeviceId { get; set; } = 0x11e8;
+
+    /// <summary>The bound driver; a device bound to a non-VFIO driver makes its group not viable.</summary>
+    public string Driver { get; set; } = "vfio-pci";
+
+    /// <summary>For an mdev, its type (mtty-2).</summary>
+    public string? MdevType { get; set; }
+
+    public SimMigrationProtocol Migration { get; set; } = SimMigrationProtocol.None;
+
+    /// <summary>v2: VFIO_MIGRATION_STOP_COPY | P2P | PRE_COPY bits the device advertises.</summary>
+    public ulong MigrationFlags { get; set; } = VfioConstants.VFIO_MIGRATION_STOP_COPY;
+
+    /// <summary>v2: the device implements DMA logging (VFIO_DEVICE_FEATURE_DMA_LOGGING_*).</summary>
+    public bool DmaLogging { get; set; }
+
+    /// <summary>The device supports VFIO_DEVICE_RESET (VFIO_DEVICE_FLAGS_RESET).</summary>
+    public bool Reset { get; set; } = true;
+
+    public SimWorkload Workload { get; set; } = new();
+
+    /// <summary>True if the bound driver is a VFIO driver (vfio-pci, a variant, or an mdev vendor driver).</summary>
+    public bool BoundToVfio => Bus == SimBus.Mdev || Driver.StartsWith("vfio", StringComparison.Ordinal);
+}
+
+/// <summary>A process that holds a group open (so opening it here answers EBUSY), as /proc shows it.</summary>
+public sealed class SimHolder
+{
+    public int Pid { get; set; }
+
+    public string Command { get; set; } = "qemu-system-x86_64";
+}
+
+/// <summary>One simulated IOMMU group.</summary>
+public sealed class SimGroupConfig
+{
+    public int Number { get; set; }
+
+    public List<SimDeviceConfig> Devices { get; set; } = new();
+
+    /// <summary>Another process holding /dev/vfio/N, or null.</summary>
+    public SimHolder? HeldBy { get; set; }
+}
+
+/// <summary>
+/// The topology of a simulated host: its IOMMU groups and devices, and the IOMMU's properties.
+/// Read from a .psd1 file (<see cref="FromDictionary"/>) or built in code.
+/// </summary>
+public sealed class SimHostConfiguration
+{
+    /// <summary>Name shown as the host's description.</summary>
+    public string Name { get; set; } = "simulated host";
+
+    public List<SimGroupConfig> Groups { get; set; } = new();
+
+    /// <summary>Page sizes of the IOMMU (iova_pgsizes with an IOMMU-backed group): 4K|2M|1G as VT-d.</summary>
+    public ulong IommuPageSizes { get; set; } = 0x40201000;
+
+    /// <summary>Usable IOVA ranges (inclusive ends): a 39-bit VT-d with the MSI window cut out, as the lab's.</summary>
+    public List<(ulong Start, ulong End)> IovaRanges { get; set; } = new() { (0x0, 0xfedfffff), (0xfef00000, 0x7fffffffff) };
+
+    /// <summary>The type1 module's dma_entry_limit.</summary>
+    public uint DmaEntryLimit { get; set; } = VfioConstants.DMA_ENTRY_LIMIT;
+
+    /// <summary>Every device of every group.</summary>
+    public IEnumerable<SimDeviceConfig> AllDevices => Groups.SelectMany(g => g.Devices);
+
+    /// <summary>Checks the topology for mistakes a person makes in a configuration file.</summary>
+    public void Validate()
+    {
+        var groups = new HashSet<int>();
+        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var g in Groups)
+        {
+            if (g.Number < 0) throw new FormatException($"Group number {g.Number} is negative.");
+            if (!groups.Add(g.Number)) throw new FormatException($"Group {g.Number} is defined twice.");
+            if (g.Devices.Count == 0) throw new FormatException($"Group {g.Number} has no devices.");
+            foreach (var d in g.Devices)
+            {
+                if (string.IsNullOrWhiteSpace(d.Name)) throw new FormatException($"A device of group {g.Number} has no Name.");
+                if (!names.Add(d.Name)) throw new FormatException($"Device '{d.Name}' is defined twice.");
+                if (d.Bus == SimBus.Pci && !Discovery.IommuGroupDiscovery.IsPciAddress(d.Name))
+                    throw new FormatException($"Device '{d.Name}' is on the pci bus but its name is not a PCI address such as 0000:3b:00.0.");
+                if (d.Bus == SimBus.Mdev && !Guid.TryParse(d.Name, out _))
+                    throw new FormatException($"Device '{d.Name}' is an mdev but its name is not a UUID.");
+                if (d.Migration == SimMigrationProtocol.V2 && (d.MigrationFlags & VfioConstants.VFIO_MIGRATION_STOP_COPY) == 0)
+                    throw new FormatException($"Device '{d.Name}': a v2 migration device must support STOP_COPY.");
+                if (d.Workload.StateSize < 0 || d.Workload.InitialBytes < 0)
+                    throw new FormatException($"Device '{d.Name}': state sizes cannot be negative.");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reads a configuration from the hashtable of a .psd1 file (keys case-insensitive; unknown keys are
+    /// errors, so a misspelt key is not silently ignored).
+    /// </summary>
+    public static SimHostConfiguration FromDictionary(IDictionary data)
+    {
+        var c = new SimHostConfiguration();
+        foreach (DictionaryEntry e in data)
+        {
+            string key = Convert.ToString(e.Key, CultureInfo.InvariantCulture) ?? "";
+            switch (key.ToLowerInvariant())
+            {
+                case "name": c.Name = Str(e.Value, key); break;
+                case "iommupagesizes": c.IommuPageSizes = U64(e.Value, key); break;
+                case "dmaentrylimit": c.DmaEntryLimit = checked((uint)U64(e.Value, key)); break;
+                case "iovaranges":
+                    c.IovaRanges = List(e.Value, key).Select(r =>
+                    {
+                        var d = Dict(r, key);
+                        return (U64(Get(d, "Start", key), "Start"), U64(Get(d, "End", key), "End"));
+                    }).ToList();
+                    break;
+                case "groups": c.Groups = List(e.Value, key).Select(g => Group(Dict(g, key))).ToList(); break;
+                default: throw new FormatException($"Unknown key '{key}' in the simulated host configuration (known: Name, Groups, IommuPageSizes, IovaRanges, DmaEntryLimit).");
+            }
+        }
+        c.Validate();
+        return c;
+    }
+
+    private static SimGroupConfig Group(IDictionary d)
+    {
+        var g = new SimGroupConfig();
+        foreach (DictionaryEntry e in d)
+        {
+            string key = Convert.ToString(e.Key, CultureInfo.InvariantCulture) ?? "";
+            switch (key.ToLowerInvariant())
+            {
+                case "group": case "number": g.Number = checked((int)U64(e.Value, key)); break;
+                case "devices": g.Devices = List(e.Value, key).Select(x => Device(Dict(x, key))).ToList(); break;
+                case "heldby":
+                    var h = Dict(e.Value, key);
+                    g.HeldBy = new SimHolder { Pid = checked((int)U64(Get(h, "Pid", key), "Pid")), Command = h.Contains("Command") ? Str(h["Command"], "Command") : "qemu-system-x86_64" };
+                    break;
+                default: throw new FormatException($"Unknown key '{key}' in a group (known: Group, Devices, HeldBy).");
+            }
+        }
+        return g;
+    }
+
+    private static SimDeviceConfig Device(IDictionary d)
+    {
+        var x = new SimDeviceConfig();
+        bool driverGiven = false;
+        foreach (DictionaryEntry e in d)
+        {
+            string key = Convert.ToString(e.Key, CultureInfo.InvariantCulture) ?? "";
+            switch (key.ToLowerInvariant())
+            {
+                case "name": x.Name = Str(e.Value, key); break;
+                case "bus": x.Bus = Enum<SimBus>(e.Value, key); break;
+                case "vendorid": x.VendorId = checked((int)U64(e.Value, key)); break;
+                case "deviceid": x.DeviceId = checked((int)U64(e.Value, key)); break;
+                case "driver": x.Driver = Str(e.Value, key); driverGiven = true; break;
+                case "mdevtype": x.MdevType = Str(e.Value, key); break;
+                case "migration": x.Migration = Enum<SimMigrationProtocol>(e.Value, key); break;
+                case "migrationflags": x.MigrationFlags = MigrationFlags(e.Value, key); break;
+                case "dmalogging": x.DmaLogging = Bool(e.Value, key); break;
+                case "reset": x.Reset = Bool(e.Value, key); break;
+                case "workload": x.Workload = Workload(Dict(e.Value, key)); break;
+                default: throw new FormatException($"Unknown key '{key}' in a device (known: Name, Bus, VendorId, DeviceId, Driver, MdevType, Migration, MigrationFlags, DmaLogging, Reset, Workload).");
+            }
+        }
+        if (!driverGiven && x.Bus == SimBus.Mdev) x.Driver = x.MdevType?.Split('-')[0] ?? "mdev";
+        return x;
+    }
+
+    private static SimWorkload Workload(IDictionary d)
+    {
+        var w = new SimWorkload();
+        foreach (DictionaryEntry e in d)
+        {
+            string key = Convert.ToString(e.Key, CultureInfo.InvariantCulture) ?? "";
+            switch (key.ToLowerInvariant())
+            {
+                case "statesize": w.StateSize = checked((long)U64(e.Value, key)); break;
+                case "initialbytes": w.InitialBytes = checked((long)U64(e.Value, key)); break;
+                case "statedirtybytespersecond": w.StateDirtyBytesPerSecond = Dbl(e.Value, key); break;
+                case "guestdirtypagespersecond": w.GuestDirtyPagesPerSecond = Dbl(e.Value, key); break;
+                case "seed": w.Seed = checked((int)U64(e.Value, key)); break;
+                default: throw new FormatException($"Unknown key '{key}' in a workload (known: StateSize, InitialBytes, StateDirtyBytesPerSecond, GuestDirtyPagesPerSecond, Seed).");
+            }
+        }
+        return w;
+    }
+
+    private static ulong MigrationFlags(object? value, string key)
+    {
+        if (value is string s)
+        {
+            ulong flags = 0;
+            foreach (string part in s.Split(new[] { ',', '|', ' ' }, StringSplitOptions.RemoveEmptyEntries))
+            {
+                flags |= part.Trim().ToUpperInvariant() switch
+                {
+                    "STOP_COPY" => VfioConstants.VFIO_MIGRATION_STOP_COPY,
+                    "P2P" => VfioConstants.VFIO_MIGRATION_P2P,
+                    "PRE_COPY" => VfioConstants.VFIO_MIGRATION_PRE_COPY,
+                    _ => throw new FormatException($"'{part}' in {key} is not a migration flag (STOP_COPY, P2P, PRE_COPY)."),
+                };
+            }
+            return flags;
+        }
+        return U64(value, key);
+    }
+
+    private static object? Get(IDictionary d, string name, string where)
+    {
+        foreach (DictionaryEntry e in d)
+            if (string.Equals(Convert.ToString(e.Key, CultureInfo.InvariantCulture), name, StringComparison.OrdinalIgnoreCase)) return e.Value;
+        throw new FormatException($"'{where}' entry lacks '{name}'.");
+    }
+
+    private static IDictionary Dict(object? value, string key) =>
+        value as IDictionary ?? throw new FormatException($"'{key}' must hold hashtables (@{{ ... }}).");
+
+    private static IEnumerable<object?> List(object? value, string key) => value switch
+    {
+        IDictionary d => new object?[] { d },
+        IEnumerable e when value is not string => e.Cast<object?>(),
+        _ => throw new FormatException($"'{key}' must be a list (@( ... )).")
+    };
+
+    private static string Str(object? value, string key) =>
+        value as string ?? throw new FormatException($"'{key}' must be a string.");
+
+    private static bool Bool(object? value, string key) => value switch
+    {
+        bool b => b,
+        _ => throw new FormatException($"'{key}' must be $true or $false."),
+    };
+
+    private static T Enum<T>(object? value, string key) where T : struct, Enum =>
+        System.Enum.TryParse<T>(Str(value, key), ignoreCase: true, out var v) && System.Enum.IsDefined(v)
+            ? v
+            : throw new FormatException($"'{key}' must be one of {string.Join(", ", System.Enum.GetNames<T>())}.");
+
+    private static ulong U64(object? value, string key)
+    {
+        try
+        {
+            return value switch
+            {
+                string s when s.StartsWith("0x", StringComparison.OrdinalIgnoreCase) => ulong.Parse(s.AsSpan(2), NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                string s => ulong.Parse(s, NumberStyles.None, CultureInfo.InvariantCulture),
+                int or long or short or byte or uint or ulong or ushort => Convert.ToUInt64(value, CultureInfo.InvariantCulture),
+                double d when d >= 0 && d == Math.Floor(d) => (ulong)d,
+                _ => throw new FormatException(),
+            };
+        }
+        catch (Exception ex) when (ex is FormatException or OverflowException or InvalidCastException)
+        {
+            throw new FormatException($"'{key}' must be a non-negative whole number (decimal, 0x hex, or 2MB-style).");
+        }
+    }
+
+    private static double Dbl(object? value, string key) => value switch
+    {
+        int or long or double or float or decimal => Convert.ToDouble(value, CultureInfo.InvariantCulture) is var d && d >= 0 ? d : throw new FormatException($"'{key}' cannot be negative."),
+        _ => throw new FormatException($"'{key}' must be a number."),
+    };
+}

@@ -1,0 +1,50 @@
+using System.Collections.Generic;
+using VfioMigration.Core.Native;
+
+namespace VfioMigration.Core.Simulation;
+
+/// <summary>Topologies built in code (the shipped default lives in module/SimulatedHost.psd1).</summary>
+public static class SimTopologies
+{
+    /// <summary>The mtty sample's identity as the QEMU lab created it (type mtty-2).</summary>
+    public const string LabMttyUuid = "36e5c7cc-4871-4d03-91da-44479a60a911";
+
+    /// <summary>
+    /// The QEMU lab of lab.md as a simulated host: the edu device (group 2, no reset), an e1000e (group 3,
+    /// with reset), both on vfio-pci behind an emulated VT-d, and the mtty sample mdev (group 7) with v2
+    /// migration (STOP_COPY|P2P|PRE_COPY), DMA logging, 24 bytes of pre-copy data and 72 more at stop-copy.
+    /// The conformance suite runs against this host and against the real lab with the same targets.
+    /// </summary>
+    public static SimHostConfiguration Lab() => new()
+    {
+        Name = "QEMU lab",
+        Groups = new List<SimGroupConfig>
+        {
+            new()
+            {
+                Number = 2,
+                Devices = { new SimDeviceConfig { Name = "0000:00:02.0", Bus = SimBus.Pci, VendorId = 0x1234, DeviceId = 0x11e8, Driver = "vfio-pci", Reset = false } },
+            },
+            new()
+            {
+                Number = 3,
+                Devices = { new SimDeviceConfig { Name = "0000:00:03.0", Bus = SimBus.Pci, VendorId = 0x8086, DeviceId = 0x10d3, Driver = "vfio-pci", Reset = true } },
+            },
+            new()
+            {
+                Number = 7,
+                Devices =
+                {
+                    new SimDeviceConfig
+                    {
+                        Name = LabMttyUuid, Bus = SimBus.Mdev, MdevType = "mtty-2", Driver = "mtty",
+                        Migration = SimMigrationProtocol.V2,
+                        MigrationFlags = VfioConstants.VFIO_MIGRATION_STOP_COPY | VfioConstants.VFIO_MIGRATION_P2P | VfioConstants.VFIO_MIGRATION_PRE_COPY,
+                        DmaLogging = true, Reset = false,
+                        Workload = new SimWorkload { StateSize = 96, InitialBytes = 24 },
+                    },
+                },
+            },
+        },
+    };
+}
