@@ -14,6 +14,9 @@
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @('module/VfioMigration.format.ps1xml')
     CmdletsToExport      = @(
+        'Connect-VfioHost'
+        'Disconnect-VfioHost'
+        'Get-VfioHost'
         'Get-VfioGroup'
     )
     FunctionsToExport    = @()

@@ -1,32 +1,42 @@
 #requires -Version 7.4
 <#
 .SYNOPSIS
-    The README's main job: a walk through VfioMigration on this machine.
+    The README's main job: a walk through VfioMigration.
 .DESCRIPTION
-    Imports the module and shows what the host offers. On a machine without VFIO it says so; as the
-    simulated host and the container, dirty-tracking and migration cmdlets land, this demo grows into
-    a whole lab run: discovery, container, DMA mapping, dirty tracking, a bitmap and a migration.
+    Imports the module, shows what this machine offers, then connects to the simulated VFIO host that
+    ships with the module and walks through it. As the container, dirty-tracking and migration cmdlets
+    land, this demo grows into a whole lab run: discovery, container, DMA mapping, dirty tracking, a
+    bitmap and a migration.
 #>
 param([string] $ModulePath = (Join-Path $PSScriptRoot 'VfioMigration.psd1'))
 $ErrorActionPreference = 'Stop'
 Import-Module $ModulePath -Force
 
 function Show-Step([string] $title) { Write-Host ''; Write-Host "=== $title" }
+function Show($objects) { ($objects | Format-Table -AutoSize | Out-String -Width 160).TrimEnd() | Write-Host }
 
 Show-Step 'The module'
-Get-Command -Module VfioMigration | Format-Table -AutoSize | Out-String | Write-Host
+Show (Get-Command -Module VfioMigration)
 
-Show-Step 'IOMMU groups of this machine (Get-VfioGroup)'
-$groups = @(Get-VfioGroup -WarningVariable absent)
-if ($groups.Count) {
-    $groups | Format-Table | Out-String | Write-Host
+Show-Step 'This machine (Get-VfioHost, Get-VfioGroup)'
+Disconnect-VfioHost
+$here = Get-VfioHost
+Show $here
+if (-not $here.VfioPresent) {
+    Write-Host 'VFIO is absent here: no /dev/vfio/vfio. The rest of the demo runs on the simulated host.'
 }
-else {
-    Write-Host 'No IOMMU groups: this machine has no IOMMU enabled, or runs in a sandbox without one.'
-}
-if ($absent) { Write-Host 'VFIO is absent here, as the warning above says.' }
+
+Show-Step 'The simulated host (Connect-VfioHost -Simulated)'
+Show (Connect-VfioHost -Simulated)
+
+Show-Step 'Its IOMMU groups (Get-VfioGroup)'
+Show (Get-VfioGroup)
+
+Show-Step 'Groups a VFIO program can open, with their devices (Get-VfioGroup -VfioOnly)'
+Show (Get-VfioGroup -VfioOnly | Select-Object -ExpandProperty Devices)
 
 Show-Step 'Help'
-(Get-Help Get-VfioGroup).Synopsis | Write-Host
+Write-Host (Get-Help Get-VfioGroup).Synopsis
+Disconnect-VfioHost
 Write-Host ''
 Write-Host 'Demo finished.'

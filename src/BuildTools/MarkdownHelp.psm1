@@ -67,7 +67,7 @@ function Get-CodeBlocks {
 function Get-DocumentedCommands {
     <# Every docs/*.md page that documents a cmdlet (its file name is Verb-Noun.md). #>
     param([Parameter(Mandatory)] [string] $DocsPath)
-    Get-ChildItem $DocsPath -Filter '*-*.md' | Where-Object { $_.BaseName -match '^[A-Z][a-z]+-[A-Za-z]+$' } | Sort-Object Name
+    Get-ChildItem $DocsPath -Filter '*-*.md' | Where-Object { $_.BaseName -cmatch '^[A-Z][a-z]+-[A-Z][A-Za-z]+$' } | Sort-Object Name
 }
 
 Export-ModuleMember -Function Read-HelpMarkdown, Split-Subsections, Get-Paragraphs, Get-CodeBlocks, Get-DocumentedCommands

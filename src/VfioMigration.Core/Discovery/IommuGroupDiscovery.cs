@@ -31,7 +31,7 @@ public sealed class VfioGroupDevice
     public required int Group { get; init; }
 
     /// <summary>True if the device is bound to a VFIO driver (vfio-pci, a vfio-pci variant, or an mdev driver).</summary>
-    public bool BoundToVfio => Driver is not null && (Driver.StartsWith("vfio", StringComparison.Ordinal) || Bus == "mdev");
+    public bool BoundToVfio => Driver is not null && (Driver.Contains("vfio", StringComparison.Ordinal) || Bus == "mdev");
 
     public override string ToString() => Name;
 }

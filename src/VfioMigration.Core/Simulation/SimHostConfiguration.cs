@@ -85,8 +85,8 @@ public sealed class SimDeviceConfig
 
     public SimWorkload Workload { get; set; } = new();
 
-    /// <summary>True if the bound driver is a VFIO driver (vfio-pci, a variant, or an mdev vendor driver).</summary>
-    public bool BoundToVfio => Bus == SimBus.Mdev || Driver.StartsWith("vfio", StringComparison.Ordinal);
+    /// <summary>True if the bound driver is a VFIO driver: vfio-pci, a variant such as mlx5_vfio_pci, or an mdev vendor driver.</summary>
+    public bool BoundToVfio => Bus == SimBus.Mdev || Driver.Contains("vfio", StringComparison.Ordinal);
 }
 
 /// <summary>A process that holds a group open (so opening it here answers EBUSY), as /proc shows it.</summary>

@@ -46,7 +46,7 @@ public sealed class GetVfioGroupCommand : VfioCmdlet
         {
             WriteWarning($"VFIO is not available on {CurrentHost.Description}: {Core.Kernel.VfioHost.ContainerPath} does not exist. " +
                          "Load the drivers (modprobe vfio-pci) and bind devices to vfio-pci to use real devices, " +
-                         "or rehearse on the simulated host that ships with this module.");
+                         "or rehearse on the simulated host that ships with this module: Connect-VfioHost -Simulated.");
         }
     }
 

@@ -10,4 +10,6 @@ public static class ErrorIds
     public const string GroupNotFound = "GroupNotFound";
     public const string DeviceNotFound = "DeviceNotFound";
     public const string SyscallFailed = "SyscallFailed";
+    public const string ConfigurationNotFound = "ConfigurationNotFound";
+    public const string ConfigurationInvalid = "ConfigurationInvalid";
 }

@@ -18,9 +18,21 @@ public static class VfioSession
         get { lock (s_lock) return s_host; }
     }
 
-    /// <summary>Switches the session to another host.</summary>
-    public static void Connect(VfioHost host)
+    private static string? s_configuration;
+
+    /// <summary>The configuration file of the simulated host, if the session is connected to one.</summary>
+    public static string? Configuration
     {
-        lock (s_lock) s_host = host;
+        get { lock (s_lock) return s_configuration; }
+    }
+
+    /// <summary>Switches the session to another host.</summary>
+    public static void Connect(VfioHost host, string? configuration = null)
+    {
+        lock (s_lock)
+        {
+            s_host = host;
+            s_configuration = configuration;
+        }
     }
 }
