@@ -1,0 +1,73 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+
+namespace VfioMigration.Core.Dirty;
+
+/// <summary>One VFIO_IOMMU_DIRTY_PAGES GET_BITMAP call of a plan: a range of whole, adjacent mappings.</summary>
+public readonly record struct BitmapCall(ulong Iova, ulong Size)
+{
+    public ulong End => Iova + Size;
+}
+
+/// <summary>
+/// The kernel's arithmetic for reading dirty pages, done before any call: which GET_BITMAP calls cover a
+/// requested range. Each call covers whole mappings (the kernel refuses a range that bisects one),
+/// clubs adjacent mappings into one call, skips gaps between mappings (nothing there can be dirty), and
+/// never asks for more bitmap than the kernel returns per call (max_dirty_bitmap_size, 256 MiB).
+/// </summary>
+public static class DirtyBitmapPlan
+{
+    public static IReadOnlyList<BitmapCall> Plan(IEnumerable<(ulong Iova, ulong Size)> mappings, ulong iova, ulong size, ulong pageSize, ulong maxBitmapBytes)
+    {
+        CheckRange(iova, size, pageSize);
+        ulong end = iova + size;
+        ulong maxPages = maxBitmapBytes * 8;
+        var calls = new List<BitmapCall>();
+        ulong runStart = 0, runEnd = 0;
+        bool inRun = false;
+        foreach (var (mIova, mSize) in mappings.OrderBy(m => m.Iova))
+        {
+            ulong mEnd = mIova + mSize;
+            if (mEnd <= iova || mIova >= end) continue;
+            if (mIova < iova || mEnd > end)
+            {
+                throw new VfioRuleException("RangeCutsMapping",
+                    $"range 0x{iova:x}+0x{size:x} cuts the mapping 0x{mIova:x}+0x{mSize:x}; the kernel reads whole mappings only. " +
+                    $"Ask for a range that starts and ends on mapping boundaries (Get-VfioDmaMapping lists them).");
+            }
+            if (mSize / pageSize > maxPages)
+            {
+                throw new VfioRuleException("MappingTooLargeForOneCall",
+                    $"the mapping 0x{mIova:x}+0x{mSize:x} has {mSize / pageSize} pages of 0x{pageSize:x} bytes, more than the {maxPages} one bitmap call can return " +
+                    $"(max_dirty_bitmap_size {maxBitmapBytes} bytes), and the kernel does not read part of a mapping.");
+            }
+            if (inRun && mIova == runEnd && (mEnd - runStart) / pageSize <= maxPages)
+            {
+                runEnd = mEnd;
+                continue;
+            }
+            if (inRun) calls.Add(new BitmapCall(runStart, runEnd - runStart));
+            runStart = mIova;
+            runEnd = mEnd;
+            inRun = true;
+        }
+        if (inRun) calls.Add(new BitmapCall(runStart, runEnd - runStart));
+        return calls;
+    }
+
+    /// <summary>The alignment rules of a dirty-bitmap range (uapi.md c.2), with sentences instead of EINVAL.</summary>
+    public static void CheckRange(ulong iova, ulong size, ulong pageSize)
+    {
+        if (pageSize == 0 || (pageSize & (pageSize - 1)) != 0)
+            throw new VfioRuleException("BadPageSize", $"page size 0x{pageSize:x} is not a power of two.");
+        if (size == 0)
+            throw new VfioRuleException("RangeEmpty", "the range is empty (size 0); the kernel refuses a bitmap of no pages.");
+        if (iova % pageSize != 0)
+            throw new VfioRuleException("RangeNotAligned", $"IOVA 0x{iova:x} is not aligned to the dirty-tracking page size 0x{pageSize:x}.");
+        if (size % pageSize != 0)
+            throw new VfioRuleException("RangeNotAligned", $"size 0x{size:x} is not a multiple of the dirty-tracking page size 0x{pageSize:x}.");
+        if (iova + size < iova)
+            throw new VfioRuleException("RangeWraps", $"range 0x{iova:x}+0x{size:x} wraps around the end of the address space.");
+    }
+}
