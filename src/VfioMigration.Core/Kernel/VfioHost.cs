@@ -41,34 +41,34 @@ public sealed class VfioHost
     /// <summary>ioctl with a struct argument; throws on failure. Returns the ioctl's non-negative result.</summary>
     public int Ioctl(SafeFd fd, IoctlRequest request, Span<byte> arg, string? detail = null)
     {
-        int rc = TryIoctl(fd, request, arg);
+        int rc = TryIoctl(fd, request, arg, detail);
         if (rc < 0) throw new VfioNativeException(request.Name, -rc, fd.Target, detail);
         return rc;
     }
 
     /// <summary>ioctl with a struct argument; returns the result or -errno.</summary>
-    public int TryIoctl(SafeFd fd, IoctlRequest request, Span<byte> arg)
+    public int TryIoctl(SafeFd fd, IoctlRequest request, Span<byte> arg, string? detail = null)
     {
         using var lease = new FdLease(fd);
         int rc = Kernel.Ioctl(lease.Number, request.Number, arg);
-        Report(request.Name, fd.Target, rc, arg.Length);
+        Report(request.Name, fd.Target, rc, arg.Length, 0, detail);
         return rc;
     }
 
     /// <summary>ioctl with an integer argument; throws on failure.</summary>
     public int IoctlValue(SafeFd fd, IoctlRequest request, ulong value, string? detail = null)
     {
-        int rc = TryIoctlValue(fd, request, value);
+        int rc = TryIoctlValue(fd, request, value, detail);
         if (rc < 0) throw new VfioNativeException(request.Name, -rc, fd.Target, detail);
         return rc;
     }
 
     /// <summary>ioctl with an integer argument; returns the result or -errno.</summary>
-    public int TryIoctlValue(SafeFd fd, IoctlRequest request, ulong value)
+    public int TryIoctlValue(SafeFd fd, IoctlRequest request, ulong value, string? detail = null)
     {
         using var lease = new FdLease(fd);
         int rc = Kernel.Ioctl(lease.Number, request.Number, value);
-        Report(request.Name, fd.Target, rc, 0, value);
+        Report(request.Name, fd.Target, rc, 0, value, detail ?? $"arg {value}");
         return rc;
     }
 
@@ -138,14 +138,16 @@ public sealed class VfioHost
         }
     }
 
-    private void Report(string operation, string target, long result, int argBytes = 0, ulong value = 0) =>
-        Trace?.Invoke(new SyscallRecord(operation, target, result, argBytes, value));
+    private void Report(string operation, string target, long result, int argBytes = 0, ulong value = 0, string? detail = null) =>
+        Trace?.Invoke(new SyscallRecord(operation, target, result, argBytes, value, detail));
 }
 
 /// <summary>One call through the seam, as traced: what, on what, and the result (negative = -errno).</summary>
-public readonly record struct SyscallRecord(string Operation, string Target, long Result, int ArgumentBytes, ulong Value)
+public readonly record struct SyscallRecord(string Operation, string Target, long Result, int ArgumentBytes, ulong Value, string? Detail = null)
 {
-    public override string ToString() => Result < 0
-        ? $"{Operation} on {Target} -> -1 {Errno.Name((int)-Result)}"
-        : $"{Operation} on {Target} -> {Result}";
+    public override string ToString()
+    {
+        string call = Detail is null ? $"{Operation} on {Target}" : $"{Operation}({Detail}) on {Target}";
+        return Result < 0 ? $"{call} -> -1 {Errno.Name((int)-Result)}" : $"{call} -> {Result}";
+    }
 }

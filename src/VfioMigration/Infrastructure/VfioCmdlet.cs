@@ -1,15 +1,45 @@
 using System;
+using System.Collections.Generic;
+using System.Linq;
 using System.Management.Automation;
+using VfioMigration.Core;
 using VfioMigration.Core.Kernel;
 using VfioMigration.Core.Native;
+using VfioMigration.Core.Vfio;
 
 namespace VfioMigration.Infrastructure;
 
-/// <summary>Shared plumbing of the module's cmdlets: the session's host and error records.</summary>
+/// <summary>Shared plumbing of the module's cmdlets: the session's host, error records and the -Verbose trace.</summary>
 public abstract class VfioCmdlet : PSCmdlet
 {
     /// <summary>The host the session talks to.</summary>
     protected static VfioHost CurrentHost => VfioSession.Host;
+
+    /// <summary>
+    /// While the returned scope lives, every system call through the seam is written as a verbose message
+    /// with its arguments and result (what -Verbose shows).
+    /// </summary>
+    protected IDisposable TraceCalls()
+    {
+        var host = CurrentHost;
+        bool verbose = MyInvocation.BoundParameters.TryGetValue("Verbose", out var v) ? ((SwitchParameter)v).IsPresent
+            : GetVariableValue("VerbosePreference") is ActionPreference p && p != ActionPreference.SilentlyContinue;
+        if (!verbose) return NoScope.Instance;
+        var previous = host.Trace;
+        host.Trace = r => WriteVerbose(r.ToString());
+        return new Scope(() => host.Trace = previous);
+    }
+
+    /// <summary>An ErrorRecord for what Core threw: rule errors keep their rule id, system calls name operation and errno.</summary>
+    protected static ErrorRecord ErrorFor(Exception e, object? target) => e switch
+    {
+        VfioRuleException r => RuleError(r.Message, r.RuleId, CategoryForRule(r.RuleId), target),
+        VfioNativeException n => SyscallError(n, n.Operation == "open" ? ErrorIds.OpenFailed : ErrorIds.SyscallFailed, target),
+        _ => new ErrorRecord(e, ErrorIds.Unexpected, ErrorCategory.NotSpecified, target),
+    };
+
+    /// <summary>True for the exceptions Core raises for a request or a kernel answer (not bugs).</summary>
+    protected static bool IsVfioError(Exception e) => e is VfioRuleException or VfioNativeException or VfioCapabilityChainException;
 
     /// <summary>
     /// An ErrorRecord for a failed system call: the id names the failure, the category follows errno,
@@ -26,6 +56,16 @@ public abstract class VfioCmdlet : PSCmdlet
     protected static ErrorRecord RuleError(string message, string errorId, ErrorCategory category, object? target) =>
         new(new InvalidOperationException(message), errorId, category, target) { ErrorDetails = new ErrorDetails(message) };
 
+    private static ErrorCategory CategoryForRule(string ruleId) => ruleId switch
+    {
+        _ when ruleId.EndsWith("NotFound", StringComparison.Ordinal) => ErrorCategory.ObjectNotFound,
+        _ when ruleId.Contains("Limit", StringComparison.Ordinal) || ruleId.Contains("TooLarge", StringComparison.Ordinal) => ErrorCategory.LimitsExceeded,
+        "TrackingNotStarted" or "IommuNotSet" or "ContainerClosed" or "NoGroup" or "IommuAlreadySet" or "GroupAlreadyAttached" => ErrorCategory.InvalidOperation,
+        "NoDirtyTracking" or "NotType1v2" or "IommuTypeUnsupported" or "UnsupportedApiVersion" => ErrorCategory.NotImplemented,
+        "GroupNotViable" or "GroupNotBoundToVfio" => ErrorCategory.ResourceUnavailable,
+        _ => ErrorCategory.InvalidArgument,
+    };
+
     /// <summary>errno to PowerShell's error category, in one place.</summary>
     public static ErrorCategory CategoryFor(int errno) => errno switch
     {
@@ -39,4 +79,47 @@ public abstract class VfioCmdlet : PSCmdlet
         Errno.EIO => ErrorCategory.DeviceError,
         _ => ErrorCategory.InvalidOperation,
     };
+
+    /// <summary>
+    /// The containers a cmdlet works on: those piped or given, else the one container of the session.
+    /// With none or several and no choice made, a terminating error says what to do.
+    /// </summary>
+    protected VfioContainer[] ResolveContainers(VfioContainer[]? given, int[]? ids)
+    {
+        if (given is { Length: > 0 }) return given;
+        var open = VfioSession.Containers;
+        if (ids is { Length: > 0 })
+        {
+            var found = new List<VfioContainer>();
+            foreach (int id in ids)
+            {
+                var c = open.FirstOrDefault(x => x.Id == id);
+                if (c is null) WriteError(RuleError($"This session holds no container {id} (Get-VfioContainer lists them).", ErrorIds.ContainerNotFound, ErrorCategory.ObjectNotFound, id));
+                else found.Add(c);
+            }
+            return found.ToArray();
+        }
+        if (open.Count == 1) return new[] { open[0] };
+        ThrowTerminatingError(RuleError(open.Count == 0
+                ? "This session holds no container: create one with New-VfioContainer -Group <n>."
+                : $"This session holds {open.Count} containers ({string.Join(", ", open.Select(c => c.Id))}): name one with -ContainerId or pipe it.",
+            open.Count == 0 ? ErrorIds.ContainerNotFound : ErrorIds.ContainerAmbiguous, ErrorCategory.InvalidOperation, null));
+        return Array.Empty<VfioContainer>();
+    }
+
+    private sealed class NoScope : IDisposable
+    {
+        public static readonly NoScope Instance = new();
+
+        public void Dispose() { }
+    }
+
+    private sealed class Scope : IDisposable
+    {
+        private readonly Action _end;
+
+        public Scope(Action end) => _end = end;
+
+        public void Dispose() => _end();
+    }
 }

@@ -1,0 +1,404 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using Microsoft.Extensions.ObjectPool;
+using VfioMigration.Core.Dirty;
+using VfioMigration.Core.Kernel;
+using VfioMigration.Core.Native;
+
+namespace VfioMigration.Core.Vfio;
+
+/// <summary>
+/// An open VFIO container (/dev/vfio/vfio) owned by this process: its groups, its IOMMU, its DMA mappings
+/// and its dirty tracking. It checks the kernel's rules before each call, so a mistake gets a sentence
+/// with the numbers instead of a bare EINVAL. Disposing it stops tracking, unmaps, and closes everything.
+/// </summary>
+public sealed class VfioContainer : IDisposable
+{
+    private static int s_nextId;
+    private static readonly ObjectPool<BitmapScratch> s_scratch = new DefaultObjectPool<BitmapScratch>(new BitmapScratchPolicy());
+
+    private readonly List<VfioGroupHandle> _groups = new();
+    private readonly List<DmaMapping> _mappings = new();
+    private readonly object _lock = new();
+    private bool _disposed;
+
+    private VfioContainer(VfioHost host, SafeFd fd)
+    {
+        Host = host;
+        Fd = fd;
+        Id = Interlocked.Increment(ref s_nextId);
+    }
+
+    /// <summary>Number of the container in this session (1, 2, ...).</summary>
+    public int Id { get; }
+
+    public VfioHost Host { get; }
+
+    public HostKind HostKind => Host.Kind;
+
+    internal SafeFd Fd { get; }
+
+    /// <summary>The IOMMU type set (VFIO_TYPE1v2_IOMMU = 3), or 0 before SET_IOMMU.</summary>
+    public uint IommuType { get; private set; }
+
+    /// <summary>True between Start-DirtyTracking and Stop-DirtyTracking.</summary>
+    public bool IsTracking { get; private set; }
+
+    /// <summary>What GET_INFO last said; null before an IOMMU is set.</summary>
+    public VfioIommuInfo? Info { get; private set; }
+
+    /// <summary>The groups attached.</summary>
+    public IReadOnlyList<VfioGroupHandle> Groups { get { lock (_lock) return _groups.ToArray(); } }
+
+    /// <summary>The DMA mappings, in IOVA order.</summary>
+    public IReadOnlyList<DmaMapping> Mappings { get { lock (_lock) return _mappings.ToArray(); } }
+
+    /// <summary>True once disposed.</summary>
+    public bool IsClosed => _disposed;
+
+    /// <summary>
+    /// Which pages dirty bitmaps can report: every mapped page when any group sits behind an IOMMU
+    /// (the kernel cannot see such a device's DMA), pinned pages when every group is an mdev.
+    /// </summary>
+    public DirtyScope Scope
+    {
+        get
+        {
+            lock (_lock) return _groups.Count > 0 && _groups.All(g => g.IsEmulatedIommu) ? DirtyScope.PinnedPages : DirtyScope.AllMappedPages;
+        }
+    }
+
+    /// <summary>Opens a container and checks the API version.</summary>
+    public static VfioContainer Open(VfioHost host)
+    {
+        var fd = host.Open(VfioHost.ContainerPath);
+        try
+        {
+            int version = host.IoctlValue(fd, VfioIoctl.VFIO_GET_API_VERSION, 0);
+            if (version != VfioIoctl.VFIO_API_VERSION)
+                throw new VfioRuleException("UnsupportedApiVersion", $"{VfioHost.ContainerPath} speaks VFIO API version {version}; this module knows version {VfioIoctl.VFIO_API_VERSION}.");
+            return new VfioContainer(host, fd);
+        }
+        catch
+        {
+            fd.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Attaches an open group (VFIO_GROUP_SET_CONTAINER); the container then owns it.</summary>
+    public void Attach(VfioGroupHandle group)
+    {
+        ThrowIfClosed();
+        lock (_lock)
+        {
+            if (_groups.Any(g => g.Number == group.Number)) throw new VfioRuleException("GroupAlreadyAttached", $"group {group.Number} is already in container {Id}.");
+            group.SetContainer(Fd);
+            _groups.Add(group);
+            if (IommuType != 0) RefreshInfo();
+        }
+    }
+
+    /// <summary>True if the kernel offers the extension (VFIO_CHECK_EXTENSION).</summary>
+    public bool CheckExtension(uint extension) => Host.IoctlValue(Fd, VfioIoctl.VFIO_CHECK_EXTENSION, extension) > 0;
+
+    /// <summary>VFIO_SET_IOMMU, after checking the kernel offers the type; then reads the IOMMU's info.</summary>
+    public void SetIommu(uint type = VfioConstants.VFIO_TYPE1v2_IOMMU)
+    {
+        ThrowIfClosed();
+        lock (_lock)
+        {
+            if (_groups.Count == 0) throw new VfioRuleException("NoGroup", "a container needs at least one group before its IOMMU type can be set.");
+            if (IommuType != 0) throw new VfioRuleException("IommuAlreadySet", $"container {Id} already has its IOMMU type ({IommuType}).");
+            if (!CheckExtension(type)) throw new VfioRuleException("IommuTypeUnsupported", $"the kernel does not offer IOMMU type {type} ({IommuTypeName(type)}) for these groups.");
+            Host.IoctlValue(Fd, VfioIoctl.VFIO_SET_IOMMU, type);
+            IommuType = type;
+            RefreshInfo();
+        }
+    }
+
+    /// <summary>Names of the type1 IOMMU types.</summary>
+    public static string IommuTypeName(uint type) => type switch
+    {
+        VfioConstants.VFIO_TYPE1_IOMMU => "Type1",
+        VfioConstants.VFIO_TYPE1v2_IOMMU => "Type1v2",
+        VfioConstants.VFIO_TYPE1_NESTING_IOMMU => "Type1Nesting",
+        VfioConstants.VFIO_NOIOMMU_IOMMU => "NoIommu",
+        _ => type.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>Reads VFIO_IOMMU_GET_INFO again (the available DMA mappings change as mappings come and go).</summary>
+    public VfioIommuInfo RefreshInfo()
+    {
+        ThrowIfClosed();
+        if (IommuType == 0) throw new VfioRuleException("IommuNotSet", $"container {Id} has no IOMMU type yet; attach a group and set it first.");
+        Info = IommuInfoReader.Read(Host, Fd, Id);
+        return Info;
+    }
+
+    /// <summary>Maps guest memory for DMA (VFIO_IOMMU_MAP_DMA), checking the kernel's rules first.</summary>
+    public DmaMapping Map(ulong iova, ulong size, DmaBacking backing = DmaBacking.Anonymous, DmaAccess access = DmaAccess.ReadWrite, string? file = null)
+    {
+        ThrowIfClosed();
+        lock (_lock)
+        {
+            var info = Info ?? throw new VfioRuleException("IommuNotSet", $"container {Id} has no IOMMU type yet; set it before mapping memory.");
+            CheckMapping(info, iova, size);
+            IDisposable memoryOwner;
+            ulong vaddr;
+            if (backing == DmaBacking.File)
+            {
+                if (string.IsNullOrEmpty(file)) throw new VfioRuleException("BackingFileMissing", "File backing needs the path of the file.");
+                var m = GuestMemory.FromFile(file, size);
+                (vaddr, memoryOwner) = (m.Address, m);
+            }
+            else
+            {
+                var m = GuestMemory.Anonymous(Host, size, backing == DmaBacking.HugeTlb);
+                (vaddr, memoryOwner) = (m.Address, m);
+            }
+            try
+            {
+                var map = new vfio_iommu_type1_dma_map
+                {
+                    argsz = (uint)StructBytes.SizeOf<vfio_iommu_type1_dma_map>(),
+                    flags = (access.HasFlag(DmaAccess.Read) ? VfioConstants.VFIO_DMA_MAP_FLAG_READ : 0) | (access.HasFlag(DmaAccess.Write) ? VfioConstants.VFIO_DMA_MAP_FLAG_WRITE : 0),
+                    vaddr = vaddr,
+                    iova = iova,
+                    size = size,
+                };
+                Host.Ioctl(Fd, VfioIoctl.VFIO_IOMMU_MAP_DMA, StructBytes.Buffer(map), $"iova 0x{iova:x} size 0x{size:x}");
+            }
+            catch
+            {
+                memoryOwner.Dispose();
+                throw;
+            }
+            var mapping = new DmaMapping(this, iova, size, vaddr, backing, access, file, memoryOwner);
+            _mappings.Add(mapping);
+            _mappings.Sort((a, b) => a.Iova.CompareTo(b.Iova));
+            return mapping;
+        }
+    }
+
+    private void CheckMapping(VfioIommuInfo info, ulong iova, ulong size)
+    {
+        ulong page = info.MinimumPageSize;
+        if (size == 0) throw new VfioRuleException("MappingEmpty", "a DMA mapping needs a size greater than 0.");
+        if (iova % page != 0 || size % page != 0)
+            throw new VfioRuleException("MappingNotAligned", $"mapping 0x{iova:x}+0x{size:x} is not aligned to the IOMMU's smallest page 0x{page:x}: both IOVA and size must be multiples of it.");
+        if (iova + size < iova) throw new VfioRuleException("MappingWraps", $"mapping 0x{iova:x}+0x{size:x} wraps around the address space.");
+        var clash = _mappings.FirstOrDefault(m => iova < m.End.Value && m.Iova.Value < iova + size);
+        if (clash is not null)
+            throw new VfioRuleException("MappingOverlaps", $"mapping 0x{iova:x}+0x{size:x} overlaps the mapping {clash}; the kernel answers EEXIST.");
+        if (info.IovaRanges.Count > 0 && !info.IovaRanges.Any(r => iova >= r.Start.Value && iova + size - 1 <= r.End.Value))
+            throw new VfioRuleException("MappingOutsideIovaRanges", $"mapping 0x{iova:x}+0x{size:x} is not inside one usable IOVA range ({string.Join(", ", info.IovaRanges)}); the gaps are reserved (e.g. the MSI window).");
+        if (info.DmaMappingsAvailable is 0)
+            throw new VfioRuleException("MappingLimitReached", $"container {Id} holds as many DMA mappings as the kernel allows (dma_entry_limit); the kernel answers ENOSPC.");
+    }
+
+    /// <summary>
+    /// Removes a mapping (VFIO_IOMMU_UNMAP_DMA). While tracking, with <paramref name="getDirtyBitmap"/>,
+    /// the kernel returns the mapping's dirty pages as it unmaps it (GET_DIRTY_BITMAP); else null.
+    /// </summary>
+    public DirtyBitmap? Unmap(DmaMapping mapping, bool getDirtyBitmap = false)
+    {
+        ThrowIfClosed();
+        lock (_lock)
+        {
+            if (!_mappings.Contains(mapping)) throw new VfioRuleException("MappingNotFound", $"{mapping} is not a mapping of container {Id}.");
+            DirtyBitmap? bitmap = null;
+            if (getDirtyBitmap)
+            {
+                if (!IsTracking) throw new VfioRuleException("TrackingNotStarted", $"container {Id} is not tracking dirty pages, so the kernel has no bitmap to return with the unmap (EINVAL); start tracking or unmap without it.");
+                bitmap = UnmapWithBitmap(mapping);
+            }
+            else
+            {
+                var unmap = new vfio_iommu_type1_dma_unmap { argsz = (uint)StructBytes.SizeOf<vfio_iommu_type1_dma_unmap>(), iova = mapping.Iova, size = mapping.Size };
+                Host.Ioctl(Fd, VfioIoctl.VFIO_IOMMU_UNMAP_DMA, StructBytes.Buffer(unmap), mapping.ToString());
+            }
+            _mappings.Remove(mapping);
+            mapping.Memory.Dispose();
+            return bitmap;
+        }
+    }
+
+    private DirtyBitmap UnmapWithBitmap(DmaMapping mapping)
+    {
+        var info = Info!;
+        ulong pages = mapping.Size / info.DirtyPageSize;
+        ulong bytes = VfioConstants.DIRTY_BITMAP_BYTES(pages);
+        if (bytes > info.MaxDirtyBitmapSize)
+            throw new VfioRuleException("MappingTooLargeForOneCall", $"the mapping {mapping} needs {bytes} bytes of bitmap, more than the kernel returns in one call ({info.MaxDirtyBitmapSize}).");
+        var scratch = s_scratch.Get();
+        try
+        {
+            var buffer = scratch.Rent((long)bytes);
+            Span<byte> arg = stackalloc byte[StructBytes.SizeOf<vfio_iommu_type1_dma_unmap>() + StructBytes.SizeOf<vfio_bitmap>()];
+            StructBytes.Write(arg, new vfio_iommu_type1_dma_unmap { argsz = (uint)arg.Length, flags = VfioConstants.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, iova = mapping.Iova, size = mapping.Size });
+            StructBytes.Write(arg, new vfio_bitmap { pgsize = info.DirtyPageSize, size = bytes, data = buffer.Address }, StructBytes.SizeOf<vfio_iommu_type1_dma_unmap>());
+            Host.Ioctl(Fd, VfioIoctl.VFIO_IOMMU_UNMAP_DMA, arg, $"{mapping} with GET_DIRTY_BITMAP");
+            var words = new ulong[BitmapMath.WordsFor(pages)];
+            BitmapMath.AsWords(buffer.Slice(0, (int)bytes)).CopyTo(words);
+            return new DirtyBitmap(mapping.Iova, mapping.Size, info.DirtyPageSize, words, Scope, Host.Kind, Host.Description, DateTimeOffset.Now);
+        }
+        finally
+        {
+            s_scratch.Return(scratch);
+        }
+    }
+
+    /// <summary>VFIO_IOMMU_DIRTY_PAGES START: the kernel records dirty pages from now on.</summary>
+    public void StartDirtyTracking()
+    {
+        ThrowIfClosed();
+        lock (_lock)
+        {
+            RequireDirtyTracking();
+            var arg = StructBytes.Buffer(new vfio_iommu_type1_dirty_bitmap { argsz = 8, flags = VfioConstants.VFIO_IOMMU_DIRTY_PAGES_FLAG_START });
+            Host.Ioctl(Fd, VfioIoctl.VFIO_IOMMU_DIRTY_PAGES, arg, "START");
+            IsTracking = true;
+        }
+    }
+
+    /// <summary>VFIO_IOMMU_DIRTY_PAGES STOP: the kernel forgets what it recorded.</summary>
+    public void StopDirtyTracking()
+    {
+        ThrowIfClosed();
+        lock (_lock)
+        {
+            RequireDirtyTracking();
+            var arg = StructBytes.Buffer(new vfio_iommu_type1_dirty_bitmap { argsz = 8, flags = VfioConstants.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP });
+            Host.Ioctl(Fd, VfioIoctl.VFIO_IOMMU_DIRTY_PAGES, arg, "STOP");
+            IsTracking = false;
+        }
+    }
+
+    private void RequireDirtyTracking()
+    {
+        if (IommuType == 0) throw new VfioRuleException("IommuNotSet", $"container {Id} has no IOMMU type yet; attach a group and set it first.");
+        if (IommuType != VfioConstants.VFIO_TYPE1v2_IOMMU)
+            throw new VfioRuleException("NotType1v2", $"dirty tracking needs the Type1v2 IOMMU; container {Id} uses {IommuTypeName(IommuType)} (the kernel answers EACCES).");
+        if (Info is { DirtyTracking: false })
+            throw new VfioRuleException("NoDirtyTracking", $"the kernel reports no migration capability for container {Id}, so it cannot track dirty pages (an iommufd-provided /dev/vfio/vfio has none).");
+    }
+
+    /// <summary>
+    /// Reads (and so clears) the dirty pages of a range: the range is cut into GET_BITMAP calls that each
+    /// cover whole, adjacent mappings, skip gaps and stay within the kernel's maximum bitmap per call.
+    /// <paramref name="progress"/> receives (bytes done, bytes total) after each call.
+    /// </summary>
+    public DirtyBitmap GetDirtyBitmap(ulong iova, ulong size, Action<ulong, ulong>? progress = null, CancellationToken cancel = default)
+    {
+        ThrowIfClosed();
+        lock (_lock)
+        {
+            RequireDirtyTracking();
+            var info = Info!;
+            if (!IsTracking)
+                throw new VfioRuleException("TrackingNotStarted", $"container {Id} is not tracking dirty pages; start tracking first (the kernel answers EINVAL).");
+            ulong page = info.DirtyPageSize;
+            var calls = DirtyBitmapPlan.Plan(_mappings.Select(m => (m.Iova.Value, m.Size)), iova, size, page, info.MaxDirtyBitmapSize);
+            ulong pages = size / page;
+            var words = new ulong[BitmapMath.WordsFor(pages)];
+            ulong done = 0, total = calls.Aggregate(0UL, (a, c) => a + c.Size);
+            var scratch = s_scratch.Get();
+            try
+            {
+                Span<byte> arg = stackalloc byte[StructBytes.SizeOf<vfio_iommu_type1_dirty_bitmap>() + StructBytes.SizeOf<vfio_iommu_type1_dirty_bitmap_get>()];
+                foreach (var call in calls)
+                {
+                    cancel.ThrowIfCancellationRequested();
+                    ulong callPages = call.Size / page;
+                    ulong bytes = VfioConstants.DIRTY_BITMAP_BYTES(callPages);
+                    var buffer = scratch.Rent((long)bytes);
+                    // The kernel ORs into the first word it writes when a mapping does not start on a
+                    // 64-page boundary of the request: the buffer must be zero before every call.
+                    buffer.Clear((long)bytes);
+                    StructBytes.Write(arg, new vfio_iommu_type1_dirty_bitmap { argsz = (uint)arg.Length, flags = VfioConstants.VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP });
+                    StructBytes.Write(arg, new vfio_iommu_type1_dirty_bitmap_get
+                    {
+                        iova = call.Iova,
+                        size = call.Size,
+                        bitmap = new vfio_bitmap { pgsize = page, size = bytes, data = buffer.Address },
+                    }, StructBytes.SizeOf<vfio_iommu_type1_dirty_bitmap>());
+                    Host.Ioctl(Fd, VfioIoctl.VFIO_IOMMU_DIRTY_PAGES, arg, $"GET_BITMAP iova 0x{call.Iova:x} size 0x{call.Size:x}");
+                    BitmapMath.OrBits(words, (call.Iova - iova) / page, BitmapMath.AsWords(buffer.Slice(0, (int)bytes)), callPages);
+                    done += call.Size;
+                    progress?.Invoke(done, total);
+                }
+            }
+            finally
+            {
+                s_scratch.Return(scratch);
+            }
+            return new DirtyBitmap(iova, size, page, words, Scope, Host.Kind, Host.Description, DateTimeOffset.Now);
+        }
+    }
+
+    private void ThrowIfClosed()
+    {
+        if (_disposed) throw new VfioRuleException("ContainerClosed", $"container {Id} is closed.");
+    }
+
+    /// <summary>Stops tracking, unmaps every mapping, detaches the groups and closes the container.</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            if (_disposed) return;
+            if (IsTracking)
+            {
+                var arg = StructBytes.Buffer(new vfio_iommu_type1_dirty_bitmap { argsz = 8, flags = VfioConstants.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP });
+                Host.TryIoctl(Fd, VfioIoctl.VFIO_IOMMU_DIRTY_PAGES, arg);
+                IsTracking = false;
+            }
+            foreach (var m in _mappings)
+            {
+                var unmap = new vfio_iommu_type1_dma_unmap { argsz = (uint)StructBytes.SizeOf<vfio_iommu_type1_dma_unmap>(), iova = m.Iova, size = m.Size };
+                Host.TryIoctl(Fd, VfioIoctl.VFIO_IOMMU_UNMAP_DMA, StructBytes.Buffer(unmap));
+                m.Memory.Dispose();
+            }
+            _mappings.Clear();
+            foreach (var g in _groups)
+            {
+                g.UnsetContainer();
+                g.Dispose();
+            }
+            _groups.Clear();
+            Fd.Dispose();
+            _disposed = true;
+        }
+    }
+
+    public override string ToString() => $"container {Id}";
+
+    /// <summary>A growable native buffer for bitmaps the kernel writes, pooled so repeated queries allocate nothing.</summary>
+    private sealed class BitmapScratch : IDisposable
+    {
+        private NativeBuffer? _buffer;
+
+        public NativeBuffer Rent(long bytes)
+        {
+            if (_buffer is null || _buffer.Length < bytes)
+            {
+                _buffer?.Dispose();
+                _buffer = new NativeBuffer(Math.Max(bytes, 4096));
+            }
+            return _buffer;
+        }
+
+        public void Dispose() => _buffer?.Dispose();
+    }
+
+    private sealed class BitmapScratchPolicy : PooledObjectPolicy<BitmapScratch>
+    {
+        public override BitmapScratch Create() => new();
+
+        // Very large buffers (a 1 TiB guest needs 32 MiB) are not kept between queries of different containers.
+        public override bool Return(BitmapScratch obj) => true;
+    }
+}

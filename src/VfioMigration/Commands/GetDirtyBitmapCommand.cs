@@ -1,0 +1,83 @@
+using System;
+using System.Linq;
+using System.Management.Automation;
+using System.Threading;
+using VfioMigration.Core.Dirty;
+using VfioMigration.Core.Vfio;
+using VfioMigration.Infrastructure;
+
+namespace VfioMigration.Commands;
+
+/// <summary>
+/// Reads the dirty pages of a range of IOVA (VFIO_IOMMU_DIRTY_PAGES GET_BITMAP). Reading clears the
+/// kernel's record of those pages: the bitmap returned is then the only copy.
+/// </summary>
+[Cmdlet(VerbsCommon.Get, "DirtyBitmap", DefaultParameterSetName = InputObjectParameterSet)]
+[OutputType(typeof(DirtyBitmap), typeof(DirtyRange))]
+public sealed class GetDirtyBitmapCommand : ContainerCmdlet
+{
+    #region Parameters
+
+    /// <summary>First IOVA of the range; the lowest mapping by default.</summary>
+    [Parameter]
+    [NumberTransformation]
+    public ulong? Iova { get; set; }
+
+    /// <summary>Bytes in the range; up to the end of the highest mapping by default.</summary>
+    [Parameter]
+    [NumberTransformation]
+    public ulong? Size { get; set; }
+
+    /// <summary>Return the dirty pages as contiguous runs (DirtyRange objects) instead of the bitmap.</summary>
+    [Parameter]
+    public SwitchParameter AsRange { get; set; }
+
+    #endregion
+
+    private CancellationTokenSource? _cancel;
+
+    protected override void BeginProcessing() => _cancel = new CancellationTokenSource();
+
+    protected override void StopProcessing() => _cancel?.Cancel();
+
+    protected override void EndProcessing() => _cancel?.Dispose();
+
+    protected override void ProcessRecord()
+    {
+        using var trace = TraceCalls();
+        foreach (var c in SelectedContainers())
+        {
+            var maps = c.Mappings;
+            ulong iova = Iova ?? (maps.Count > 0 ? maps[0].Iova.Value : 0);
+            ulong size = Size ?? (maps.Count > 0 ? maps.Max(m => m.End.Value) - iova : 0);
+            if (size == 0 && Size is null)
+            {
+                WriteError(RuleError($"Container {c.Id} has no DMA mappings, so there is nothing to read; give -Iova and -Size, or map memory first.",
+                    "NoMappings", ErrorCategory.InvalidOperation, c));
+                continue;
+            }
+            var progress = new ProgressRecord(1, "Get-DirtyBitmap", $"container {c.Id}: 0x{iova:x}+0x{size:x}");
+            try
+            {
+                var bitmap = c.GetDirtyBitmap(iova, size, (done, total) =>
+                {
+                    progress.PercentComplete = total == 0 ? 100 : (int)(100 * done / total);
+                    progress.StatusDescription = $"container {c.Id}: {Readable.Bytes(done)} of {Readable.Bytes(total)} read";
+                    WriteProgress(progress);
+                }, _cancel!.Token);
+                progress.RecordType = ProgressRecordType.Completed;
+                WriteProgress(progress);
+                if (AsRange) WriteObject(bitmap.GetDirtyRanges(), enumerateCollection: true);
+                else WriteObject(bitmap);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (Exception e) when (IsVfioError(e))
+            {
+                WriteError(ErrorFor(e, $"container {c.Id} 0x{iova:x}+0x{size:x}"));
+            }
+        }
+    }
+}

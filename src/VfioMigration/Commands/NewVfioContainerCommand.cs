@@ -1,0 +1,123 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Management.Automation;
+using VfioMigration.Core.Discovery;
+using VfioMigration.Core.Vfio;
+using VfioMigration.Infrastructure;
+
+namespace VfioMigration.Commands;
+
+/// <summary>
+/// Opens a container, attaches groups to it and sets its IOMMU type. The session holds the container
+/// (and so the groups) until Remove-VfioContainer or Disconnect-VfioHost.
+/// </summary>
+[Cmdlet(VerbsCommon.New, "VfioContainer", DefaultParameterSetName = GroupParameterSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(VfioContainer))]
+public sealed class NewVfioContainerCommand : VfioCmdlet
+{
+    private const string GroupParameterSet = "Group";
+    private const string DeviceParameterSet = "Device";
+    private const string InputObjectParameterSet = "InputObject";
+
+    #region Parameters
+
+    /// <summary>Group numbers to attach.</summary>
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = GroupParameterSet, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(GroupCompleter))]
+    [ValidateRange(0, int.MaxValue)]
+    public int[] Group { get; set; } = Array.Empty<int>();
+
+    /// <summary>Devices whose groups to attach.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = DeviceParameterSet)]
+    [ArgumentCompleter(typeof(DeviceCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[] Device { get; set; } = Array.Empty<string>();
+
+    /// <summary>Groups from Get-VfioGroup.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = InputObjectParameterSet, ValueFromPipeline = true)]
+    public VfioGroupInfo[] InputObject { get; set; } = Array.Empty<VfioGroupInfo>();
+
+    /// <summary>The IOMMU type to set.</summary>
+    [Parameter]
+    public VfioIommuType IommuType { get; set; } = VfioIommuType.Type1v2;
+
+    #endregion
+
+    private readonly List<int> _groups = new();
+
+    protected override void ProcessRecord()
+    {
+        switch (ParameterSetName)
+        {
+            case GroupParameterSet:
+                _groups.AddRange(Group);
+                break;
+            case InputObjectParameterSet:
+                _groups.AddRange(InputObject.Select(g => g.Group));
+                break;
+            default:
+                var all = IommuGroupDiscovery.GetGroups(CurrentHost.Kernel);
+                foreach (string name in Device)
+                {
+                    var g = all.FirstOrDefault(x => x.Devices.Any(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase)));
+                    if (g is null) WriteError(RuleError($"Device '{name}' is in no IOMMU group on {CurrentHost.Description}.", ErrorIds.DeviceNotFound, ErrorCategory.ObjectNotFound, name));
+                    else _groups.Add(g.Group);
+                }
+                break;
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        var groups = _groups.Distinct().ToArray();
+        if (groups.Length == 0) return;
+        string target = $"groups {string.Join(", ", groups)} on {CurrentHost.Description}";
+        if (!ShouldProcess(target, $"Open a VFIO container, attach the groups and set the {IommuType} IOMMU")) return;
+
+        using var trace = TraceCalls();
+        VfioContainer container;
+        try
+        {
+            container = VfioContainer.Open(CurrentHost);
+        }
+        catch (Exception e) when (IsVfioError(e))
+        {
+            ThrowTerminatingError(ErrorFor(e, CurrentHost.Description));
+            return;
+        }
+        try
+        {
+            foreach (int number in groups)
+            {
+                VfioGroupHandle? handle = null;
+                try
+                {
+                    handle = VfioGroupHandle.Open(CurrentHost, number);
+                    container.Attach(handle);
+                }
+                catch (Exception e) when (IsVfioError(e))
+                {
+                    handle?.Dispose();
+                    WriteError(ErrorFor(e, number));
+                }
+            }
+            if (container.Groups.Count == 0)
+            {
+                container.Dispose();
+                ThrowTerminatingError(RuleError($"No group could be attached ({string.Join(", ", groups)}); see the errors above.",
+                    ErrorIds.GroupNotFound, ErrorCategory.ResourceUnavailable, groups));
+                return;
+            }
+            container.SetIommu((uint)IommuType);
+        }
+        catch (Exception e) when (IsVfioError(e))
+        {
+            container.Dispose();
+            ThrowTerminatingError(ErrorFor(e, target));
+            return;
+        }
+        VfioSession.Add(container);
+        WriteObject(container);
+    }
+}

@@ -1,0 +1,14 @@
+using System.Management.Automation;
+using VfioMigration.Core.Vfio;
+
+namespace VfioMigration.Commands;
+
+/// <summary>Starts type1 dirty-page tracking in containers (VFIO_IOMMU_DIRTY_PAGES START).</summary>
+[Cmdlet(VerbsLifecycle.Start, "DirtyTracking", DefaultParameterSetName = InputObjectParameterSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
+[OutputType(typeof(VfioContainer))]
+public sealed class StartDirtyTrackingCommand : DirtyTrackingCommandBase
+{
+    protected override string Action => "Start dirty-page tracking";
+
+    protected override void Apply(VfioContainer container) => container.StartDirtyTracking();
+}

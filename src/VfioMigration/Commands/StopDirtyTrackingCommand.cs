@@ -1,0 +1,14 @@
+using System.Management.Automation;
+using VfioMigration.Core.Vfio;
+
+namespace VfioMigration.Commands;
+
+/// <summary>Stops type1 dirty-page tracking in containers (VFIO_IOMMU_DIRTY_PAGES STOP); the kernel forgets what it recorded.</summary>
+[Cmdlet(VerbsLifecycle.Stop, "DirtyTracking", DefaultParameterSetName = InputObjectParameterSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
+[OutputType(typeof(VfioContainer))]
+public sealed class StopDirtyTrackingCommand : DirtyTrackingCommandBase
+{
+    protected override string Action => "Stop dirty-page tracking (the kernel forgets what it recorded)";
+
+    protected override void Apply(VfioContainer container) => container.StopDirtyTracking();
+}
