@@ -18,6 +18,21 @@
         'Disconnect-VfioHost'
         'Get-VfioHost'
         'Get-VfioGroup'
+        'Get-VfioDevice'
+        'New-VfioContainer'
+        'Get-VfioContainer'
+        'Remove-VfioContainer'
+        'Get-VfioIommuInfo'
+        'New-VfioDmaMapping'
+        'Get-VfioDmaMapping'
+        'Remove-VfioDmaMapping'
+        'Start-DirtyTracking'
+        'Stop-DirtyTracking'
+        'Get-DirtyBitmap'
+        'Measure-DirtyRate'
+        'Export-DirtyBitmap'
+        'Import-DirtyBitmap'
+        'Compare-DirtyBitmap'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -88,6 +88,22 @@ public sealed class VfioContainer : IDisposable
         }
     }
 
+    /// <summary>Opens group <paramref name="number"/> and attaches it; the group is closed again if it cannot be attached.</summary>
+    public VfioGroupHandle Attach(int number)
+    {
+        var handle = VfioGroupHandle.Open(Host, number);
+        try
+        {
+            Attach(handle);
+            return handle;
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Attaches an open group (VFIO_GROUP_SET_CONTAINER); the container then owns it.</summary>
     public void Attach(VfioGroupHandle group)
     {
@@ -98,6 +114,20 @@ public sealed class VfioContainer : IDisposable
             group.SetContainer(Fd);
             _groups.Add(group);
             if (IommuType != 0) RefreshInfo();
+        }
+    }
+
+    /// <summary>Opens a device of one of the container's groups (VFIO_GROUP_GET_DEVICE_FD).</summary>
+    public VfioDevice OpenDevice(string name)
+    {
+        ThrowIfClosed();
+        lock (_lock)
+        {
+            var group = _groups.FirstOrDefault(g => g.Info.Devices.Any(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase)))
+                ?? throw new VfioRuleException("DeviceNotInContainer", $"device '{name}' is in none of the groups of container {Id} ({string.Join(", ", _groups.Select(g => g.Number))}).");
+            if (IommuType == 0) throw new VfioRuleException("IommuNotSet", $"container {Id} has no IOMMU type yet; the kernel opens devices only after it is set.");
+            string exact = group.Info.Devices.First(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase)).Name;
+            return new VfioDevice(Host, exact, group.OpenDevice(exact));
         }
     }
 

@@ -90,15 +90,12 @@ public sealed class NewVfioContainerCommand : VfioCmdlet
         {
             foreach (int number in groups)
             {
-                VfioGroupHandle? handle = null;
                 try
                 {
-                    handle = VfioGroupHandle.Open(CurrentHost, number);
-                    container.Attach(handle);
+                    container.Attach(number);
                 }
                 catch (Exception e) when (IsVfioError(e))
                 {
-                    handle?.Dispose();
                     WriteError(ErrorFor(e, number));
                 }
             }

@@ -1,0 +1,95 @@
+using System;
+using System.Globalization;
+using System.IO;
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using VfioMigration.Core.Kernel;
+
+namespace VfioMigration.Core.Dirty;
+
+/// <summary>
+/// The file Export-DirtyBitmap writes and Import-DirtyBitmap reads: UTF-8 JSON with the bitmap's
+/// metadata, its words as base64 of little-endian u64s, and a CRC-64 of those bytes. Lossless: importing
+/// gives the same bits, range, page size, scope, host and timestamp. Written to a temporary file and
+/// renamed, so a failure never leaves a half-written file under the name.
+/// </summary>
+public static class DirtyBitmapFile
+{
+    public const string Format = "VfioMigration.DirtyBitmap";
+    public const int Version = 1;
+
+    public static void Write(DirtyBitmap bitmap, string path)
+    {
+        var bytes = MemoryMarshal.AsBytes(bitmap.GetWords()).ToArray();
+        var doc = new JsonObject
+        {
+            ["format"] = Format,
+            ["version"] = Version,
+            ["iova"] = bitmap.Iova.ToString(),
+            ["size"] = "0x" + bitmap.Size.ToString("x", CultureInfo.InvariantCulture),
+            ["pageSize"] = bitmap.PageSize,
+            ["pages"] = bitmap.Pages,
+            ["dirtyPages"] = bitmap.DirtyPages,
+            ["scope"] = bitmap.Scope.ToString(),
+            ["hostKind"] = bitmap.HostKind.ToString(),
+            ["host"] = bitmap.Host,
+            ["timestamp"] = bitmap.Timestamp.ToString("O", CultureInfo.InvariantCulture),
+            ["crc64"] = Crc64.HashToUInt64(bytes).ToString("x16", CultureInfo.InvariantCulture),
+            ["bitmap"] = Convert.ToBase64String(bytes),
+        };
+        string full = Path.GetFullPath(path);
+        string temp = Path.Combine(Path.GetDirectoryName(full) ?? ".", "." + Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N")[..8] + ".tmp");
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
+            {
+                using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+                    doc.WriteTo(writer);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, full, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
+    }
+
+    public static DirtyBitmap Read(string path)
+    {
+        JsonNode? doc;
+        try { doc = JsonNode.Parse(File.ReadAllText(path)); }
+        catch (JsonException e) { throw new InvalidDataException($"'{path}' is not a dirty-bitmap file: {e.Message}"); }
+        if (doc is not JsonObject o || (string?)o["format"] != Format)
+            throw new InvalidDataException($"'{path}' is not a dirty-bitmap file written by Export-DirtyBitmap.");
+        int version = (int?)o["version"] ?? 0;
+        if (version != Version) throw new InvalidDataException($"'{path}' is a version {version} dirty-bitmap file; this module reads version {Version}.");
+        try
+        {
+            var bytes = Convert.FromBase64String((string)o["bitmap"]!);
+            ulong crc = ulong.Parse((string)o["crc64"]!, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+            if (Crc64.HashToUInt64(bytes) != crc) throw new InvalidDataException($"'{path}' is damaged: the bitmap's checksum does not match.");
+            if (bytes.Length % 8 != 0) throw new InvalidDataException($"'{path}' is damaged: the bitmap is not a whole number of 64-bit words.");
+            var words = MemoryMarshal.Cast<byte, ulong>(bytes).ToArray();
+            var bitmap = new DirtyBitmap(
+                Iova.Parse((string)o["iova"]!),
+                Iova.Parse((string)o["size"]!).Value,
+                (ulong)o["pageSize"]!,
+                words,
+                Enum.Parse<DirtyScope>((string)o["scope"]!),
+                Enum.Parse<HostKind>((string)o["hostKind"]!),
+                (string)o["host"]!,
+                DateTimeOffset.Parse((string)o["timestamp"]!, CultureInfo.InvariantCulture));
+            if (o["dirtyPages"] is { } dp && (ulong)dp != bitmap.DirtyPages)
+                throw new InvalidDataException($"'{path}' is damaged: it says {(ulong)dp} dirty pages but its bitmap has {bitmap.DirtyPages}.");
+            return bitmap;
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException or NullReferenceException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"'{path}' is damaged or incomplete: {e.Message}");
+        }
+    }
+}

@@ -1,0 +1,94 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Management.Automation;
+using VfioMigration.Core.Discovery;
+using VfioMigration.Core.Vfio;
+using VfioMigration.Infrastructure;
+
+namespace VfioMigration.Commands;
+
+/// <summary>
+/// Shows VFIO devices: sysfs facts (ids, driver, group) and what the device's VFIO driver answers
+/// (regions, interrupts, migration protocol and flags). A device whose group no container of the session
+/// holds is opened briefly through a container of its own, so its group must not be held elsewhere.
+/// </summary>
+[Cmdlet(VerbsCommon.Get, "VfioDevice", DefaultParameterSetName = NameParameterSet)]
+[OutputType(typeof(VfioDeviceInfo))]
+public sealed class GetVfioDeviceCommand : VfioCmdlet
+{
+    private const string NameParameterSet = "Name";
+    private const string InputObjectParameterSet = "InputObject";
+
+    #region Parameters
+
+    /// <summary>PCI addresses or mdev UUIDs; every VFIO device by default.</summary>
+    [Parameter(Position = 0, ParameterSetName = NameParameterSet, ValueFromPipelineByPropertyName = true)]
+    [Alias("Device", "Address")]
+    [ArgumentCompleter(typeof(DeviceCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[]? Name { get; set; }
+
+    /// <summary>Groups from Get-VfioGroup: their VFIO devices.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = InputObjectParameterSet, ValueFromPipeline = true)]
+    public VfioGroupInfo[] InputObject { get; set; } = Array.Empty<VfioGroupInfo>();
+
+    #endregion
+
+    private IReadOnlyList<VfioGroupInfo>? _groups;
+
+    protected override void ProcessRecord()
+    {
+        using var trace = TraceCalls();
+        _groups ??= IommuGroupDiscovery.GetGroups(CurrentHost.Kernel);
+        if (ParameterSetName == InputObjectParameterSet)
+        {
+            foreach (var g in InputObject)
+                foreach (var d in g.Devices.Where(d => d.BoundToVfio)) Emit(g, d);
+            return;
+        }
+        if (Name is null)
+        {
+            foreach (var g in _groups.Where(g => g.DeviceNodeExists))
+                foreach (var d in g.Devices.Where(d => d.BoundToVfio)) Emit(g, d);
+            return;
+        }
+        foreach (string n in Name)
+        {
+            var g = _groups.FirstOrDefault(x => x.Devices.Any(d => string.Equals(d.Name, n, StringComparison.OrdinalIgnoreCase)));
+            if (g is null)
+            {
+                WriteError(RuleError($"Device '{n}' is in no IOMMU group on {CurrentHost.Description}; check the PCI address (lspci -D) or the mdev UUID.",
+                    ErrorIds.DeviceNotFound, ErrorCategory.ObjectNotFound, n));
+                continue;
+            }
+            Emit(g, g.Devices.First(d => string.Equals(d.Name, n, StringComparison.OrdinalIgnoreCase)));
+        }
+    }
+
+    private void Emit(VfioGroupInfo group, VfioGroupDevice device)
+    {
+        VfioContainer? temporary = null;
+        try
+        {
+            var container = VfioSession.Containers.FirstOrDefault(c => c.Groups.Any(g => g.Number == group.Group));
+            if (container is null)
+            {
+                temporary = VfioContainer.Open(CurrentHost);
+                temporary.Attach(group.Group);
+                temporary.SetIommu();
+                container = temporary;
+            }
+            using var open = container.OpenDevice(device.Name);
+            WriteObject(VfioDeviceInfo.Inspect(open, device));
+        }
+        catch (Exception e) when (IsVfioError(e))
+        {
+            WriteError(ErrorFor(e, device.Name));
+        }
+        finally
+        {
+            temporary?.Dispose();
+        }
+    }
+}
