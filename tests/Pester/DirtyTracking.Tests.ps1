@@ -183,7 +183,7 @@ Describe 'Bitmaps as files and sets' {
     It 'refuses a damaged file' {
         $c = New-LabGuest
         $c | Start-DirtyTracking
-        $file = Join-Path $TestDrive 'b.json'
+        $file = Join-Path $TestDrive 'damaged.json'
         Get-DirtyBitmap -Iova 0x10000000 -Size 0x400000 | Export-DirtyBitmap -Path $file
         (Get-Content $file -Raw) -replace '"dirtyPages": 768', '"dirtyPages": 767' | Set-Content $file
         { Import-DirtyBitmap $file -ErrorAction Stop } | Should -Throw -ErrorId 'BitmapFileInvalid,VfioMigration.Commands.ImportDirtyBitmapCommand'

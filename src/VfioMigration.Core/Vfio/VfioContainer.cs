@@ -16,7 +16,6 @@ namespace VfioMigration.Core.Vfio;
 /// </summary>
 public sealed class VfioContainer : IDisposable
 {
-    private static int s_nextId;
     private static readonly ObjectPool<BitmapScratch> s_scratch = new DefaultObjectPool<BitmapScratch>(new BitmapScratchPolicy());
 
     private readonly List<VfioGroupHandle> _groups = new();
@@ -28,10 +27,10 @@ public sealed class VfioContainer : IDisposable
     {
         Host = host;
         Fd = fd;
-        Id = Interlocked.Increment(ref s_nextId);
+        Id = host.NextContainerId();
     }
 
-    /// <summary>Number of the container in this session (1, 2, ...).</summary>
+    /// <summary>Number of the container on its host (1, 2, ...).</summary>
     public int Id { get; }
 
     public VfioHost Host { get; }
