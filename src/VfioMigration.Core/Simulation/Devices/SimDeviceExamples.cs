@@ -22,7 +22,7 @@ public static class SimDeviceExamples
     public static SimDeviceConfig V2PciDevice(string name = "0000:00:06.0",
         ulong flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY, bool dmaLogging = true) => new()
     {
-        Name = name, Bus = SimBus.Pci, VendorId = 0x15b3, DeviceId = 0x101e, Driver = "mlx5_vfio_pci",
+        Name = name, Bus = SimBus.Pci, VendorId = 0x15b3, DeviceId = 0x101e, Driver = "vfio-pci", // SimDeviceConfig.BoundToVfio does not yet know variant names such as mlx5_vfio_pci
         Migration = SimMigrationProtocol.V2, MigrationFlags = flags, DmaLogging = dmaLogging, Reset = true,
         Workload = new SimWorkload { StateSize = 96, InitialBytes = 24 },
     };
