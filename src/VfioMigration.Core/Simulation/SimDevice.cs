@@ -30,7 +30,6 @@ public sealed class SimDevice
 
     private readonly SimWorkloadModel _workload;
     private readonly HashSet<ulong> _pinnedPages = new();
-    private bool _infoQueried;
 
     internal SimDevice(SimulatedKernel kernel, SimGroup group, SimDeviceConfig config)
     {
@@ -55,7 +54,7 @@ public sealed class SimDevice
     public string Name => Config.Name;
 
     /// <summary>A PCI Express function (config space of 4096 bytes, an ERR interrupt); conventional PCI otherwise.</summary>
-    public bool IsPciExpress { get; set; }
+    public bool IsPciExpress { get; }
 
     /// <summary>What reading a saving data fd answers when pre-copy data is exhausted for now.</summary>
     public SimPreCopyEndOfData PreCopyEndOfData { get; set; } = SimPreCopyEndOfData.ReturnZero;
@@ -92,11 +91,7 @@ public sealed class SimDevice
     internal SimDeviceRegions Regions { get; }
 
     /// <summary>mtty copies dev_info on GET_INFO and checks GET_IRQ_INFO's index against it (0 before).</summary>
-    internal bool InfoQueried
-    {
-        get => _infoQueried;
-        set => _infoQueried = value;
-    }
+    internal bool InfoQueried { get; set; }
 
     /// <summary>The device is a mediated device (its driver is modelled on mtty).</summary>
     internal bool IsMdev => Config.Bus == SimBus.Mdev;
