@@ -39,6 +39,7 @@ internal sealed class SimContainer : SimFile
         if (_groups.Count == 0) HasIommuDriver = false;
     }
 
+    public IReadOnlyList<(ulong Iova, ulong Size)> MappedRanges => Array.Empty<(ulong Iova, ulong Size)>(); // stub: the type1 helper replaces it
     /// <summary>vfio_pin_pages from a device of an attached group: 0 or -errno.</summary>
     public int PinPages(ulong iova, int pages) => -Errno.EINVAL;
 
