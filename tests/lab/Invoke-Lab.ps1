@@ -28,10 +28,7 @@ param(
     # The VM's whole life: boot, suite, checks, power-off. TCG varies 2-3x between runs (lab.md section 4).
     [int] $TimeoutSeconds = 600,
 
-    [switch] $SkipModuleBuild,
-
-    # tcg is what CI has; kvm only where /dev/kvm works and nested VT-d emulation is wanted faster.
-    [ValidateSet('tcg', 'kvm')] [string] $Accelerator = 'tcg'
+    [switch] $SkipModuleBuild
 )
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 3.0
@@ -44,8 +41,9 @@ $RepoRoot = (Resolve-Path $RepoRoot).Path
 $LabScripts = Join-Path $RepoRoot 'tests/lab'
 $ResultsDir = Join-Path $RepoRoot 'TestResults'
 $LabResults = Join-Path $ResultsDir 'lab'
-$Share = Join-Path $Cache 'share'
-$LabEnv = Join-Path $Cache 'lab.env'
+# One share and one env file per run, so two labs on one machine do not read each other's results.
+$Share = Join-Path $Cache "run-$PID"
+$LabEnv = Join-Path $Cache "lab-$PID.env"
 $SerialLog = Join-Path $LabResults 'serial.log'
 
 # The simulated twin of the lab (SimTopologies.Lab): the same kind of target the guest discovers.
@@ -65,7 +63,6 @@ $summary = [ordered]@{
     failed      = 0
     skipped     = 0
     kernel      = $null
-    accelerator = $Accelerator
     differences = @()
     failures    = @()
     notCompared = @()
@@ -130,6 +127,10 @@ function Invoke-LabBuild {
 
 function Invoke-LabVm {
     Write-Step 'boot the VM and run the suite in the guest'
+    # Shares of runs that were killed before cleaning up.
+    Get-ChildItem $Cache -Directory -Filter 'run-*' | Where-Object {
+        $_.Name -match '^run-(\d+)$' -and -not (Get-Process -Id ([int]$Matches[1]) -ErrorAction Ignore) } |
+        Remove-Item -Recurse -Force -ErrorAction Ignore
     if (Test-Path $Share) { Remove-Item $Share -Recurse -Force }
     $null = New-Item -ItemType Directory -Force $Share, $LabResults
     Copy-Item (Join-Path $LabScripts 'guest.sh') $Share
@@ -147,7 +148,7 @@ function Invoke-LabVm {
 
     $sw = [Diagnostics.Stopwatch]::StartNew()
     & bash (Join-Path $LabScripts 'run-vm.sh') --env $LabEnv --share $Share --log $SerialLog `
-        --timeout $TimeoutSeconds --accel $Accelerator 2>&1 | ForEach-Object { Write-Host "  | $_" }
+        --timeout $TimeoutSeconds 2>&1 | ForEach-Object { Write-Host "  | $_" }
     $rc = $LASTEXITCODE
     Set-Timing 'vm_total' $sw.Elapsed.TotalSeconds
     if ($rc -eq 124 -or $rc -eq 137) { Add-Failure "the VM did not power off within $TimeoutSeconds s (serial log: $SerialLog)" }
@@ -158,16 +159,17 @@ function Invoke-LabVm {
     }
     $init = Read-EnvFile (Join-Path $Share 'init-timings.env')
     $guest = Read-EnvFile (Join-Path $Share 'guest-timings.env')
-    if ($init.T_INIT) { Set-Timing 'boot_to_init' ([double]$init.T_INIT) }
-    if ($init.T_MODULES -and $init.T_INIT) { Set-Timing 'modules' ([double]$init.T_MODULES - [double]$init.T_INIT) }
-    if ($guest.T_BOUND -and $init.T_MODULES) { Set-Timing 'bind_and_mdev' ([double]$guest.T_BOUND - [double]$init.T_MODULES) }
-    if ($guest.T_PWSH_END -and $guest.T_PWSH_START) { Set-Timing 'guest_pwsh' ([double]$guest.T_PWSH_END - [double]$guest.T_PWSH_START) }
+    if ($init['T_INIT']) { Set-Timing 'boot_to_init' ([double]$init['T_INIT']) }
+    if ($init['T_MODULES'] -and $init['T_INIT']) { Set-Timing 'modules' ([double]$init['T_MODULES'] - [double]$init['T_INIT']) }
+    if ($guest['T_BOUND'] -and $init['T_MODULES']) { Set-Timing 'bind_and_mdev' ([double]$guest['T_BOUND'] - [double]$init['T_MODULES']) }
+    if ($guest['T_PWSH_END'] -and $guest['T_PWSH_START']) { Set-Timing 'guest_pwsh' ([double]$guest['T_PWSH_END'] - [double]$guest['T_PWSH_START']) }
 
     $resultFile = Join-Path $Share 'guest-result.json'
     if (-not (Test-Path $resultFile)) {
         if (-not $init.Count) { Add-Failure "the guest never mounted the share (no init-timings.env): see $SerialLog" }
         elseif (-not $guest.ContainsKey('T_PWSH_START')) { Add-Failure "the guest stopped before starting pwsh: see $SerialLog" }
-        else { Add-Failure "pwsh in the guest wrote no guest-result.json (exit $($guest.PWSH_EXIT)): see $SerialLog" }
+        elseif (-not $guest.ContainsKey('PWSH_EXIT')) { Add-Failure "pwsh in the guest did not finish: see $SerialLog" }
+        else { Add-Failure "pwsh in the guest wrote no guest-result.json (exit $($guest['PWSH_EXIT'])): see $SerialLog" }
         return $null
     }
     $result = Get-Content $resultFile -Raw | ConvertFrom-Json
@@ -264,7 +266,7 @@ Write-NotCompared $(if ($sim) { $sim.target } else { $null })
 Set-Timing 'total' $wall.Elapsed.TotalSeconds
 $summary.failed += $summary.failures.Count
 Write-Host ''
-Write-Host "lab kernel: $(if ($summary.kernel) { $summary.kernel } else { '(none)' }), accelerator $Accelerator"
+Write-Host "lab kernel: $(if ($summary.kernel) { $summary.kernel } else { '(none)' }) (QEMU TCG)"
 Write-Host 'lab timings (s):'
 foreach ($k in $summary.timings.Keys) { Write-Host ("  {0,-32} {1,7:N1}" -f $k, $summary.timings[$k]) }
 if ($summary.failures.Count) {
@@ -275,5 +277,7 @@ $null = New-Item -ItemType Directory -Force $ResultsDir, $LabResults
 if ($real) { $real | ConvertTo-Json -Depth 6 | Set-Content (Join-Path $LabResults 'real.observations.json') }
 if ($sim) { @{ observations = $sim.observations } | ConvertTo-Json -Depth 6 | Set-Content (Join-Path $LabResults 'simulated.observations.json') }
 $summary | ConvertTo-Json -Depth 6 | Set-Content (Join-Path $ResultsDir 'lab.summary.json')
+Remove-Item $Share -Recurse -Force -ErrorAction Ignore
+Remove-Item $LabEnv -Force -ErrorAction Ignore
 Write-Host ("lab: {0} passed, {1} failed" -f $summary.passed, $summary.failed)
 exit ([int]($summary.failed -gt 0))

@@ -27,6 +27,10 @@ done
 [ -n "$OUT_ENV" ] || { echo "usage: $0 --out ENV_FILE [--cache DIR]" >&2; exit 2; }
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
+mkdir -p "$CACHE"
+# Two labs building into one cache at once would extract over each other: take turns.
+exec 9> "$CACHE/.build.lock"
+flock 9
 META=linux-image-6.12-amd64          # the 6.12 line bookworm-security carries, built with bookworm's gcc-12
 SOURCE_PKG=linux-source-6.12
 HOST_PACKAGES=(qemu-system-x86 busybox-static cpio kmod xz-utils dwarves gcc libc6-dev make bc)
@@ -122,9 +126,15 @@ if [ $need_tree = 1 ] || [ $need_source = 1 ]; then
     if [ ${#get[@]} -gt 0 ]; then
         echo "apt-get download ${get[*]}"
         if ! (cd "$DEBS" && apt-get "${APT_OPTS[@]}" download "${get[@]}" >/dev/null); then
-            # The lists may name an ABI the mirror has dropped: refresh once and say so if that was it.
+            # Lists up to a day old may name an ABI the mirror has since dropped: refresh and resolve
+            # again once. Without a network the refresh itself fails, and says so.
             [ "$APT_UPDATED" = 1 ] && fail "apt-get download ${get[*]} failed (no network, or the mirror lacks these versions)"
-            fail "apt-get download ${get[*]} failed; the apt lists may be stale: run 'apt-get update' (or delete /var/lib/apt/lists/*_Packages*) and retry"
+            apt_update
+            old_krel=$KREL
+            resolve
+            [ "$KREL" = "$old_krel" ] || fail "the mirror moved from $old_krel to $KREL while resolving: run the lab again"
+            (cd "$DEBS" && apt-get "${APT_OPTS[@]}" download "${get[@]}" >/dev/null) \
+                || fail "apt-get download ${get[*]} failed (no network, or the mirror lacks these versions)"
         fi
     fi
     finish download
