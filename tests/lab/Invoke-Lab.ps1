@@ -83,12 +83,13 @@ function Read-EnvFile([string] $path) {
     }
     $values
 }
+function Get-NuGetRoot { if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path $HOME '.nuget/packages' } }
 function Get-PwshDll {
     # The repo's pwsh (dotnet-tools.json) is a framework-dependent tool: its shim starts a second process,
     # so the guest runs 'dotnet <nuget>/powershell/<v>/tools/<tfm>/any/unix/pwsh.dll' directly.
     $manifest = Get-Content (Join-Path $RepoRoot 'dotnet-tools.json') -Raw | ConvertFrom-Json
     $version = $manifest.tools.powershell.version
-    $nuget = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path $HOME '.nuget/packages' }
+    $nuget = Get-NuGetRoot
     $dll = Get-ChildItem (Join-Path $nuget "powershell/$version/tools") -Filter pwsh.dll -Recurse -ErrorAction Ignore |
         Where-Object { $_.Directory.Name -eq 'unix' } | Select-Object -First 1
     if ($dll) { return $dll.FullName }
@@ -142,6 +143,7 @@ function Invoke-LabVm {
         DOTNET     = (& readlink -f $dotnet)
         PWSH_DLL   = Get-PwshDll
         GUEST_HOME = $HOME
+        NUGET_ROOT = Get-NuGetRoot
         MTTY_UUID  = [VfioMigration.Core.Simulation.SimTopologies]::LabMttyUuid
     }
     Set-Content (Join-Path $Share 'lab.env') ($values.GetEnumerator() | ForEach-Object { "$($_.Key)='$($_.Value)'" })

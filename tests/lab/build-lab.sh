@@ -90,7 +90,7 @@ if [ -z "$KIMAGE" ] || [ -z "$VERSION" ] || [ "$VERSION" = "(none)" ]; then
     resolve
 fi
 [ -n "$KIMAGE" ] || fail "apt-cache depends $META names no linux-image-* package (is bookworm-security in the apt sources?)"
-[ -n "$VERSION" ] && [ "$VERSION" != "(none)" ] || fail "no candidate version for linux-image-$KREL-unsigned"
+if [ -z "$VERSION" ] || [ "$VERSION" = "(none)" ]; then fail "no candidate version for linux-image-$KREL-unsigned"; fi
 KABI=${KREL%-amd64}                  # 6.12.117+deb12-amd64 -> 6.12.117+deb12
 echo "kernel: $KREL (package version $VERSION)"
 finish resolve-kernel

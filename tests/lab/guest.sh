@@ -33,8 +33,10 @@ if [ -d "$types/mtty-2" ]; then
 else
     note "no mtty parent in sysfs (mtty.ko not loaded?)"
 fi
-for i in 1 2 3 4 5 6 7 8 9 10; do
-    [ -n "$(ls /dev/vfio 2>/dev/null | grep -v '^vfio$')" ] && break
+# devtmpfs creates the group nodes asynchronously; give them a second.
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+    set -- /dev/vfio/[0-9]*
+    [ -e "$1" ] && break
     sleep 0.1
 done
 note "/dev/vfio: $(ls /dev/vfio | tr '\n' ' ')"
@@ -67,7 +69,7 @@ note "chroot ready, /dev/vfio in the chroot: $(ls "$ROOT/dev/vfio" | tr '\n' ' '
 record T_PWSH_START "$(uptime_s)"
 env -i \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    HOME="$GUEST_HOME" TMPDIR=/tmp TERM=dumb NO_COLOR=1 LANG=C.UTF-8 \
+    HOME="$GUEST_HOME" NUGET_PACKAGES="$NUGET_ROOT" TMPDIR=/tmp TERM=dumb NO_COLOR=1 LANG=C.UTF-8 \
     DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1 \
     DOTNET_ADD_GLOBAL_TOOLS_TO_PATH=0 DOTNET_GENERATE_ASPNET_CERTIFICATE=false \
     POWERSHELL_UPDATECHECK=Off POWERSHELL_TELEMETRY_OPTOUT=1 \

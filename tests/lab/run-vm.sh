@@ -14,7 +14,10 @@ while [ $# -gt 0 ]; do
         *) echo "usage: $0 --env LAB_ENV --share DIR --log FILE [--timeout SECONDS]" >&2; exit 2 ;;
     esac
 done
-[ -n "$ENV_FILE" ] && [ -n "$SHARE" ] && [ -n "$LOG" ] || { echo "usage: $0 --env LAB_ENV --share DIR --log FILE" >&2; exit 2; }
+if [ -z "$ENV_FILE" ] || [ -z "$SHARE" ] || [ -z "$LOG" ]; then
+    echo "usage: $0 --env LAB_ENV --share DIR --log FILE [--timeout SECONDS]" >&2
+    exit 2
+fi
 # shellcheck disable=SC1090
 . "$ENV_FILE"
 
