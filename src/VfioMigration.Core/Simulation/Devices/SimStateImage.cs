@@ -12,8 +12,9 @@ namespace VfioMigration.Core.Simulation.Devices;
 /// u32 units, u32 flags 0; samples/vfio-mdev/mtty.c) followed by the device's registers, the "body".
 /// The body starts as bytes drawn from the device's seed, is changed by the workload in 64-byte blocks
 /// (which become dirty while a pre-copy session runs), and is replaced when a stream is loaded.
-/// Blocks are generated on demand, so a device with hundreds of MiB of state costs memory only for the
-/// blocks that changed.
+/// Blocks are generated on demand from (seed, block, generation): a change only bumps the block's
+/// generation, so a device that changes millions of blocks a second costs a counter per change, and a
+/// device with hundreds of MiB of state costs memory only for loaded blocks.
 /// </summary>
 internal sealed class SimStateImage
 {
@@ -34,7 +35,8 @@ internal sealed class SimStateImage
 
     private readonly long _seed;
     private readonly byte[] _header;
-    private readonly Dictionary<int, byte[]> _changedBlocks = new();
+    private readonly Dictionary<int, byte[]> _loadedBlocks = new();
+    private int[]? _generations;
     private BitArray? _dirty;
 
     public SimStateImage(long size, long seed)
@@ -127,9 +129,9 @@ internal sealed class SimStateImage
     {
         if (BlockCount == 0) return;
         int block = (int)random.Below((ulong)BlockCount);
-        var bytes = new byte[BlockLength(block)];
-        random.Fill(bytes);
-        _changedBlocks[block] = bytes;
+        _generations ??= new int[BlockCount];
+        _generations[block]++;
+        _loadedBlocks.Remove(block);
         MarkDirty(block);
     }
 
@@ -169,11 +171,12 @@ internal sealed class SimStateImage
     public void Load(ReadOnlySpan<byte> image)
     {
         if (image.Length != Size) throw new ArgumentException("The image has the wrong size.", nameof(image));
-        _changedBlocks.Clear();
+        _loadedBlocks.Clear();
+        _generations = null;
         for (int block = 0; block < BlockCount; block++)
         {
             var loaded = image.Slice((int)BlockOffset(block), BlockLength(block));
-            if (!loaded.SequenceEqual(GeneratedBlock(block))) _changedBlocks[block] = loaded.ToArray();
+            if (!loaded.SequenceEqual(GeneratedBlock(block, 0))) _loadedBlocks[block] = loaded.ToArray();
         }
         ClearDirty();
     }
@@ -186,12 +189,15 @@ internal sealed class SimStateImage
         DirtyBlocks++;
     }
 
-    private byte[] BlockBytes(int block) => _changedBlocks.TryGetValue(block, out var b) ? b : GeneratedBlock(block);
+    private byte[] BlockBytes(int block) =>
+        _loadedBlocks.TryGetValue(block, out var b) ? b : GeneratedBlock(block, _generations?[block] ?? 0);
 
-    private byte[] GeneratedBlock(int block)
+    private byte[] GeneratedBlock(int block, int generation)
     {
         var bytes = new byte[BlockLength(block)];
-        var random = new SimRandom(SimRandom.Derive(_seed, purpose: 1, index: (ulong)block));
+        // Generation 0 keeps the original derivation, so a device's first state is what it always was.
+        ulong index = (uint)block | ((ulong)(uint)generation << 32);
+        var random = new SimRandom(SimRandom.Derive(_seed, purpose: 1, index: index));
         random.Fill(bytes);
         return bytes;
     }
