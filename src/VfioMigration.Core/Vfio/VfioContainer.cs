@@ -23,14 +23,14 @@ public sealed class VfioContainer : IDisposable
     private readonly object _lock = new();
     private bool _disposed;
 
-    private VfioContainer(VfioHost host, SafeFd fd)
+    private VfioContainer(VfioHost host, SafeFd fd, bool numbered)
     {
         Host = host;
         Fd = fd;
-        Id = host.NextContainerId();
+        Id = numbered ? host.NextContainerId() : 0;
     }
 
-    /// <summary>Number of the container on its host (1, 2, ...).</summary>
+    /// <summary>Number of the container on its host (1, 2, ...); 0 for a short-lived one the user never sees.</summary>
     public int Id { get; }
 
     public VfioHost Host { get; }
@@ -69,8 +69,11 @@ public sealed class VfioContainer : IDisposable
         }
     }
 
-    /// <summary>Opens a container and checks the API version.</summary>
-    public static VfioContainer Open(VfioHost host)
+    /// <summary>
+    /// Opens a container and checks the API version. <paramref name="numbered"/> false opens one for a
+    /// moment's use (inspecting a device), which takes no number from the user's containers.
+    /// </summary>
+    public static VfioContainer Open(VfioHost host, bool numbered = true)
     {
         var fd = host.Open(VfioHost.ContainerPath);
         try
@@ -78,7 +81,7 @@ public sealed class VfioContainer : IDisposable
             int version = host.IoctlValue(fd, VfioIoctl.VFIO_GET_API_VERSION, 0);
             if (version != VfioIoctl.VFIO_API_VERSION)
                 throw new VfioRuleException("UnsupportedApiVersion", $"{VfioHost.ContainerPath} speaks VFIO API version {version}; this module knows version {VfioIoctl.VFIO_API_VERSION}.");
-            return new VfioContainer(host, fd);
+            return new VfioContainer(host, fd, numbered);
         }
         catch
         {

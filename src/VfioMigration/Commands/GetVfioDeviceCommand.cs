@@ -78,7 +78,7 @@ public sealed class GetVfioDeviceCommand : VfioCmdlet
             var container = VfioSession.Containers.FirstOrDefault(c => c.Groups.Any(g => g.Number == group.Group));
             if (container is null)
             {
-                temporary = VfioContainer.Open(CurrentHost);
+                temporary = VfioContainer.Open(CurrentHost, numbered: false);
                 temporary.Attach(group.Group);
                 temporary.SetIommu();
                 container = temporary;
