@@ -25,6 +25,7 @@ public sealed class SimDevice
 
     public string Name => Config.Name;
 
+    internal void Tick() { }
     /// <summary>VFIO_GROUP_GET_DEVICE_FD: a new device file, or -errno.</summary>
     internal int Open(out SimFile? file)
     {
