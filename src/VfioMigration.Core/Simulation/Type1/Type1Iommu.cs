@@ -149,7 +149,7 @@ internal sealed class Type1Iommu
                 if (dma.IommuMapped) continue;
                 // intel_iommu_map: "iommu width ... is not sufficient for the mapped address" -> -EFAULT.
                 if (dma.Iova < apertureStart || dma.Last > apertureEnd) return -Errno.EFAULT;
-                if (!CanPin(dma.Vaddr, dma.Size, dma.Prot, useCache: false)) return -Errno.EFAULT;
+                if (!CanPin(dma.Vaddr, dma.Size, dma.Prot)) return -Errno.EFAULT;
             }
             foreach (var dma in _dmas) dma.IommuMapped = true;
             _domainGroups.Add(new GroupEntry(group));
@@ -400,23 +400,26 @@ internal sealed class Type1Iommu
         _dmas.Insert(lo, dma);
     }
 
-    /// <summary>vfio_remove_dma.</summary>
-    private void RemoveDma(Type1Mapping dma)
+    /// <summary>vfio_remove_dma for <paramref name="count"/> mappings from index <paramref name="first"/>.</summary>
+    private void RemoveDmas(int first, int count)
     {
-        _dmas.Remove(dma);
-        if (dma.VaddrInvalid) VaddrInvalidCount--;
-        dma.Pins.Clear();
-        dma.Dirty = null;
-        DmaAvail++;
+        for (int i = first; i < first + count; i++)
+        {
+            var dma = _dmas[i];
+            if (dma.VaddrInvalid) VaddrInvalidCount--;
+            dma.Pins.Clear();
+            dma.Dirty = null;
+            DmaAvail++;
+        }
+        _dmas.RemoveRange(first, count);
     }
 
-    private void UnmapUnpinAll()
-    {
-        while (_dmas.Count > 0) RemoveDma(_dmas[0]);
-    }
+    private void RemoveDma(Type1Mapping dma) => RemoveDmas(_dmas.IndexOf(dma), 1);
 
-    private static bool CanPin(ulong vaddr, ulong size, int prot, bool useCache) =>
-        UserAddressSpace.IsAccessible(vaddr, size, write: (prot & Type1Mapping.IOMMU_WRITE) != 0, useCache);
+    private void UnmapUnpinAll() => RemoveDmas(0, _dmas.Count);
+
+    private static bool CanPin(ulong vaddr, ulong size, int prot) =>
+        UserAddressSpace.IsAccessible(vaddr, size, write: (prot & Type1Mapping.IOMMU_WRITE) != 0);
 
     // ---------------------------------------------------------------------------------------------
     // VFIO_IOMMU_GET_INFO
@@ -572,7 +575,7 @@ internal sealed class Type1Iommu
 
         // Without an IOMMU domain nothing is pinned now (mdev drivers pin on demand); with one,
         // vfio_pin_map_dma pins every page, which faults on memory the process has not mapped.
-        if (HasDomain && !CanPin(vaddr, size, prot, useCache: false)) return -Errno.EFAULT;
+        if (HasDomain && !CanPin(vaddr, size, prot)) return -Errno.EFAULT;
 
         dma = new Type1Mapping(iova, size, vaddr, prot) { IommuMapped = HasDomain };
         DmaAvail--;
@@ -668,9 +671,8 @@ internal sealed class Type1Iommu
 
             if (invalidateVaddr)
             {
-                int first = FindDmaFirstNode(iova, size);
                 var marked = new List<Type1Mapping>();
-                for (int i = first; i >= 0 && i < _dmas.Count; i++)
+                for (int i = FindDmaFirstNode(iova, size); i >= 0 && i < _dmas.Count; i++)
                 {
                     var dma = _dmas[i];
                     if (dma.Iova >= iova + size) break;
@@ -693,8 +695,8 @@ internal sealed class Type1Iommu
                 return ret;
             }
 
-            int pgshiftForBitmap = pgshift;
-            for (int i = FindDmaFirstNode(iova, size); i >= 0 && i < _dmas.Count;)
+            int first = FindDmaFirstNode(iova, size), count = 0;
+            for (int i = first; i >= 0 && i < _dmas.Count; i++)
             {
                 var dma = _dmas[i];
                 if (dma.Iova >= iova + size) break;
@@ -709,13 +711,15 @@ internal sealed class Type1Iommu
 
                 if (getBitmap)
                 {
-                    ret = UserDirtyBitmap.Update(bitmap.data, dma, iova, pgshiftForBitmap, ReadsAllDirty(dma));
+                    ret = UserDirtyBitmap.Update(bitmap.data, dma, iova, pgshift, ReadsAllDirty(dma));
                     if (ret < 0) break;
                 }
 
                 unmapped += dma.Size;
-                RemoveDma(dma);
+                count++;
             }
+            // The mappings before a faulting bitmap copy are gone; the one that faulted stays.
+            if (count > 0) RemoveDmas(first, count);
             return ret;
         }
         finally
@@ -870,7 +874,7 @@ internal sealed class Type1Iommu
                 dma.Pins[page] = refs + 1;
                 continue;
             }
-            if (!CanPin(dma.Vaddr + (at - dma.Iova), PAGE_SIZE, prot, useCache: true))
+            if (!CanPin(dma.Vaddr + (at - dma.Iova), PAGE_SIZE, prot))
             {
                 ret = -Errno.EFAULT;
                 break;
@@ -919,7 +923,7 @@ internal sealed class Type1Iommu
             ulong offset = iova - dma.Iova;
             ulong count = Math.Min(length, dma.Size - offset);
             // copy_to_user into the mapping's user memory
-            if (!CanPin(dma.Vaddr + offset, count, Type1Mapping.IOMMU_WRITE, useCache: true)) return -Errno.EFAULT;
+            if (!CanPin(dma.Vaddr + offset, count, Type1Mapping.IOMMU_WRITE)) return -Errno.EFAULT;
             if (DirtyPageTracking)
                 dma.Dirty!.Pages.Add(offset >> pgshift, ((offset + count - 1) >> pgshift) - (offset >> pgshift) + 1);
             length -= count;

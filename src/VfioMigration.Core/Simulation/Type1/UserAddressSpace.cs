@@ -2,40 +2,41 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
+using VfioMigration.Core.Native;
 
 namespace VfioMigration.Core.Simulation.Type1;
 
 /// <summary>
 /// The calling process's address space, as the real kernel's page pinning sees it (pin_user_pages_remote
-/// in vaddr_get_pfns): an address range can be pinned only if every byte lies in a mapping (VMA) that allows
-/// the access, else the pin fails with EFAULT. The simulated kernel runs inside the caller's process, so it
-/// reads that process's own /proc/self/maps.
+/// in vaddr_get_pfns): a range can be pinned only if every byte lies in a mapping (VMA) that allows the
+/// access (write for a device-writable mapping, else read), else the pin fails with EFAULT. The simulated
+/// kernel runs inside the caller's process, so it asks about that process: msync(MS_ASYNC), which only
+/// checks, answers exactly and cheaply whether the whole range is mapped; the permissions come from
+/// /proc/self/maps, read again whenever the last snapshot does not cover the range.
 /// </summary>
 internal static class UserAddressSpace
 {
+    private const ulong PageSize = 4096;
     private static readonly object s_lock = new();
     private static Region[]? s_snapshot;
 
     private readonly record struct Region(ulong Start, ulong End, bool Read, bool Write);
 
-    /// <summary>
-    /// True if [address, address + length) is mapped with read (or, for <paramref name="write"/>, write) access.
-    /// <paramref name="useCache"/> lets a hot path (pins by device models) accept a range a recent snapshot
-    /// showed mapped; a miss always re-reads the maps. Where /proc is missing nothing can be checked: true.
-    /// </summary>
-    public static bool IsAccessible(ulong address, ulong length, bool write, bool useCache)
+    /// <summary>True if [address, address + length) is mapped with read (or, for <paramref name="write"/>, write) access.</summary>
+    public static bool IsAccessible(ulong address, ulong length, bool write)
     {
         if (length == 0) return true;
-        if (!Native.UserMemory.AccessOk(address, length)) return false;
+        if (!UserMemory.AccessOk(address, length)) return false;
+        ulong first = address & ~(PageSize - 1);
+        ulong end = (address + length + PageSize - 1) & ~(PageSize - 1);
+        if (Libc.msync((nint)first, (nuint)(end - first), Libc.MS_ASYNC) != 0) return false;
+
         ulong last = address + length - 1;
-        if (useCache)
-        {
-            Region[]? cached;
-            lock (s_lock) cached = s_snapshot;
-            if (cached is not null && Covers(cached, address, last, write)) return true;
-        }
+        Region[]? cached;
+        lock (s_lock) cached = s_snapshot;
+        if (cached is not null && Covers(cached, address, last, write)) return true;
         var fresh = ReadMaps();
-        if (fresh is null) return true;
+        if (fresh is null) return true;                         // no /proc: mapped is all that can be known
         lock (s_lock) s_snapshot = fresh;
         return Covers(fresh, address, last, write);
     }
@@ -56,7 +57,7 @@ internal static class UserAddressSpace
             var r = regions[i];
             if (r.Start > next) return false;                       // a hole
             if (write ? !r.Write : !r.Read) return false;           // check_vma_flags: no VM_WRITE / VM_READ
-            if (r.End == 0 || r.End - 1 >= last) return true;       // End == 0: the region reaches 2^64
+            if (r.End - 1 >= last) return true;
             next = r.End;
         }
         return false;

@@ -218,4 +218,25 @@ public class Type1DirtyPagesTests
         using var h = Tracking();
         Assert.Equal(-Errno.EFAULT, h.GetBitmap(0x0fffd000, 0x203000, Page, 72, 0));
     }
+
+    [Fact]
+    public void StartOrMapWhileTrackingOfAMappingBeyondDirtyBitmapPagesMaxIsEinval()
+    {
+        // vfio_dma_bitmap_alloc: a mapping of more than INT_MAX pages cannot have a bitmap; 2^31 pages (8 TiB)
+        // is one too many, although a GET_BITMAP range of 2^31 pages is accepted.
+        const ulong tooBig = 1UL << 43;
+        using (var h = Type1Harness.With(MdevGroup))
+        {
+            Assert.Equal(0, h.Map(0x100000000000, tooBig, 0x7f0000000000));   // mdev-only: nothing pinned at map time
+            Assert.Equal(-Errno.EINVAL, h.Start());
+            Assert.False(h.Sim.Iommu!.DirtyPageTracking);
+        }
+        using (var h = Type1Harness.With(MdevGroup))
+        {
+            Assert.Equal(0, h.Start());
+            Assert.Equal(-Errno.EINVAL, h.Map(0x100000000000, tooBig, 0x7f0000000000));
+            Assert.Empty(h.Sim.MappedRanges);
+            Assert.Equal(0, h.Map(0x100000000000, tooBig - 0x1000, 0x7f0000000000));   // INT_MAX pages: fine
+        }
+    }
 }
