@@ -149,7 +149,7 @@ internal sealed class Type1Iommu
                 if (dma.IommuMapped) continue;
                 // intel_iommu_map: "iommu width ... is not sufficient for the mapped address" -> -EFAULT.
                 if (dma.Iova < apertureStart || dma.Last > apertureEnd) return -Errno.EFAULT;
-                if (!CanPin(dma.Vaddr, dma.Size, dma.Prot)) return -Errno.EFAULT;
+                if (!CanPin(dma.Vaddr, dma.Size, dma.Prot, fresh: true)) return -Errno.EFAULT;
             }
             foreach (var dma in _dmas) dma.IommuMapped = true;
             _domainGroups.Add(new GroupEntry(group));
@@ -418,8 +418,12 @@ internal sealed class Type1Iommu
 
     private void UnmapUnpinAll() => RemoveDmas(0, _dmas.Count);
 
-    private static bool CanPin(ulong vaddr, ulong size, int prot) =>
-        UserAddressSpace.IsAccessible(vaddr, size, write: (prot & Type1Mapping.IOMMU_WRITE) != 0);
+    /// <summary>
+    /// Whether the user memory behind a mapping can be pinned (else EFAULT). A user's MAP_DMA (and a replay)
+    /// is checked against the address space as it is now; device models' pins and writes may use a recent view.
+    /// </summary>
+    private static bool CanPin(ulong vaddr, ulong size, int prot, bool fresh) =>
+        UserAddressSpace.IsAccessible(vaddr, size, write: (prot & Type1Mapping.IOMMU_WRITE) != 0, fresh);
 
     // ---------------------------------------------------------------------------------------------
     // VFIO_IOMMU_GET_INFO
@@ -575,7 +579,7 @@ internal sealed class Type1Iommu
 
         // Without an IOMMU domain nothing is pinned now (mdev drivers pin on demand); with one,
         // vfio_pin_map_dma pins every page, which faults on memory the process has not mapped.
-        if (HasDomain && !CanPin(vaddr, size, prot)) return -Errno.EFAULT;
+        if (HasDomain && !CanPin(vaddr, size, prot, fresh: true)) return -Errno.EFAULT;
 
         dma = new Type1Mapping(iova, size, vaddr, prot) { IommuMapped = HasDomain };
         DmaAvail--;
@@ -874,7 +878,7 @@ internal sealed class Type1Iommu
                 dma.Pins[page] = refs + 1;
                 continue;
             }
-            if (!CanPin(dma.Vaddr + (at - dma.Iova), PAGE_SIZE, prot))
+            if (!CanPin(dma.Vaddr + (at - dma.Iova), PAGE_SIZE, prot, fresh: false))
             {
                 ret = -Errno.EFAULT;
                 break;
@@ -923,7 +927,7 @@ internal sealed class Type1Iommu
             ulong offset = iova - dma.Iova;
             ulong count = Math.Min(length, dma.Size - offset);
             // copy_to_user into the mapping's user memory
-            if (!CanPin(dma.Vaddr + offset, count, Type1Mapping.IOMMU_WRITE)) return -Errno.EFAULT;
+            if (!CanPin(dma.Vaddr + offset, count, Type1Mapping.IOMMU_WRITE, fresh: false)) return -Errno.EFAULT;
             if (DirtyPageTracking)
                 dma.Dirty!.Pages.Add(offset >> pgshift, ((offset + count - 1) >> pgshift) - (offset >> pgshift) + 1);
             length -= count;
