@@ -15,6 +15,8 @@
       Test      xunit (Core) and Pester (the module), one closing line 'total: N passed, N failed, N skipped'
       Package   a self-contained, publishable copy of the module in out/VfioMigration
       Demo      the README's main job: a walk through the module
+      Bench     the benchmarks of docs/performance.md (P1 bitmap scan beside C, P2 ioctls per query,
+                P3 bytes per query, P5 Import-Module time)
       Clean     removes build output
 
 .EXAMPLE
@@ -22,7 +24,7 @@
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Restore', 'Build', 'Docs', 'Test', 'Package', 'Demo', 'Clean')]
+    [ValidateSet('Restore', 'Build', 'Docs', 'Test', 'Package', 'Demo', 'Bench', 'Clean')]
     [string[]] $Task = @('Build'),
 
     [ValidateSet('Debug', 'Release')]
@@ -213,6 +215,19 @@ function Task-Demo {
     Write-Step 'Demo'
     $rc = Invoke-ChildPwsh (Join-Path $ModuleDir 'Demo.ps1') @('-ModulePath', (Join-Path $Root 'VfioMigration.psd1'))
     if ($rc -ne 0) { throw "The demo failed (exit $rc)" }
+}
+
+function Task-Bench {
+    Invoke-Task Build
+    Write-Step 'Bench (numbers for docs/performance.md)'
+    Invoke-Native dotnet @('run', '--project', (Join-Path $Root 'tests/Benchmarks/VfioMigration.Benchmarks.csproj'), '-c', 'Release', '--no-restore', '--', 'all')
+    # P5: Import-Module in a fresh pwsh each time (what a user waits for), best and median of 7.
+    $times = foreach ($i in 1..7) {
+        $ms = & dotnet pwsh -NoProfile -NonInteractive -Command "(Measure-Command { Import-Module '$(Join-Path $Root 'VfioMigration.psd1')' }).TotalMilliseconds"
+        [double]$ms
+    }
+    $sorted = $times | Sort-Object
+    Write-Host ('P5: Import-Module VfioMigration in a fresh pwsh: best {0:0} ms, median {1:0} ms (7 runs)' -f $sorted[0], $sorted[3])
 }
 
 function Task-Clean {

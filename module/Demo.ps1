@@ -4,9 +4,8 @@
     The README's main job: a walk through VfioMigration.
 .DESCRIPTION
     Imports the module, shows what this machine offers, then connects to the simulated VFIO host that
-    ships with the module and walks through it. As the container, dirty-tracking and migration cmdlets
-    land, this demo grows into a whole lab run: discovery, container, DMA mapping, dirty tracking, a
-    bitmap and a migration.
+    ships with the module and walks through it end to end: discovery, devices, a container, DMA
+    mappings, dirty tracking, a dirty bitmap and its CSV, and a dirty rate.
 #>
 param([string] $ModulePath = (Join-Path $PSScriptRoot 'VfioMigration.psd1'))
 $ErrorActionPreference = 'Stop'
@@ -34,6 +33,38 @@ Show (Get-VfioGroup)
 
 Show-Step 'Groups a VFIO program can open, with their devices (Get-VfioGroup -VfioOnly)'
 Show (Get-VfioGroup -VfioOnly | Select-Object -ExpandProperty Devices)
+
+Show-Step 'Devices and their migration support (Get-VfioDevice)'
+Show (Get-VfioDevice -WarningAction SilentlyContinue)
+
+Show-Step 'A container for the PCI function in group 2 (New-VfioContainer, Get-VfioIommuInfo)'
+$container = New-VfioContainer -Group 2
+Show $container
+Show (Get-VfioIommuInfo)
+
+Show-Step 'Guest memory mapped for DMA, as lab.md maps it: 2 MiB and 1 MiB with a gap (New-VfioDmaMapping)'
+$null = New-VfioDmaMapping -Iova 0x10000000 -Size 2MB
+$null = New-VfioDmaMapping -Iova 0x10300000 -Size 1MB
+Show (Get-VfioDmaMapping)
+
+Show-Step 'Dirty tracking, and a bitmap over the first 2 GiB (Start-DirtyTracking, Get-DirtyBitmap)'
+Get-VfioContainer | Start-DirtyTracking
+$bitmap = Get-DirtyBitmap -Iova 0x0 -Size 2GB
+Show $bitmap
+Write-Host 'A device behind the IOMMU makes every mapped page read dirty: the kernel cannot see its DMA.'
+Show ($bitmap.GetDirtyRanges())
+$csv = Join-Path ([System.IO.Path]::GetTempPath()) 'vfiomigration-demo-dirty.csv'
+Get-DirtyBitmap -Iova 0x0 -Size 2GB | Export-Csv $csv
+Write-Host "Get-DirtyBitmap -Iova 0x0 -Size 2GB | Export-Csv $csv wrote:"
+Get-Content $csv | Write-Host
+Remove-Item $csv
+
+Show-Step 'The kernel refuses a range that cuts a mapping; the module says why first'
+try { Get-DirtyBitmap -Iova 0x10000000 -Size 1MB -ErrorAction Stop } catch { Write-Host "$($_.FullyQualifiedErrorId): $($_.Exception.Message)" }
+
+Show-Step 'Dirty rate over one second (Measure-DirtyRate)'
+Show (Measure-DirtyRate -Duration 00:00:01 -Interval 00:00:00.5 -WarningAction SilentlyContinue)
+Get-VfioContainer | Remove-VfioContainer
 
 Show-Step 'Help'
 Write-Host (Get-Help Get-VfioGroup).Synopsis

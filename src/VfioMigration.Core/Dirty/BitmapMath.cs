@@ -1,6 +1,8 @@
 using System;
 using System.Numerics;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace VfioMigration.Core.Dirty;
 
@@ -12,9 +14,13 @@ public static class BitmapMath
     {
         ulong full = bitCount / 64;
         ulong count = 0;
-        // Four independent accumulators let the CPU overlap POPCNTs (one per cycle on x86).
         var span = words.Slice(0, (int)full);
         int i = 0;
+        if (Avx2.IsSupported && span.Length >= 64)
+        {
+            count = PopCountAvx2(span, out i);
+        }
+        // Four independent accumulators let the CPU overlap POPCNTs (one per cycle on x86).
         ulong c0 = 0, c1 = 0, c2 = 0, c3 = 0;
         for (; i + 4 <= span.Length; i += 4)
         {
@@ -24,10 +30,39 @@ public static class BitmapMath
             c3 += (ulong)BitOperations.PopCount(span[i + 3]);
         }
         for (; i < span.Length; i++) c0 += (ulong)BitOperations.PopCount(span[i]);
-        count = c0 + c1 + c2 + c3;
+        count += c0 + c1 + c2 + c3;
         int rest = (int)(bitCount % 64);
         if (rest != 0) count += (ulong)BitOperations.PopCount(words[(int)full] & ((1UL << rest) - 1));
         return count;
+    }
+
+    /// <summary>
+    /// Population count 32 bytes at a time (nibble lookup with PSHUFB, sums with PSADBW): it keeps up with
+    /// memory bandwidth where one POPCNT per word does not. Returns the count and how many words it took.
+    /// </summary>
+    private static ulong PopCountAvx2(ReadOnlySpan<ulong> words, out int consumed)
+    {
+        var vectors = MemoryMarshal.Cast<ulong, Vector256<byte>>(words);
+        var lookup = Vector256.Create((byte)0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+        var low = Vector256.Create((byte)0x0f);
+        var total = Vector256<ulong>.Zero;
+        int v = 0;
+        while (v < vectors.Length)
+        {
+            // Byte counts stay below 256 for up to 31 vectors (8 bits x 31 = 248) before they are widened.
+            int end = Math.Min(vectors.Length, v + 31);
+            var bytes = Vector256<byte>.Zero;
+            for (; v < end; v++)
+            {
+                var x = vectors[v];
+                var lo = Avx2.Shuffle(lookup, x & low);
+                var hi = Avx2.Shuffle(lookup, Avx2.ShiftRightLogical(x.AsUInt16(), 4).AsByte() & low);
+                bytes += lo + hi;
+            }
+            total += Avx2.SumAbsoluteDifferences(bytes, Vector256<byte>.Zero).AsUInt64();
+        }
+        consumed = vectors.Length * 4;
+        return total.GetElement(0) + total.GetElement(1) + total.GetElement(2) + total.GetElement(3);
     }
 
     /// <summary>Words needed for <paramref name="bits"/> bits (the kernel's DIRTY_BITMAP_BYTES / 8).</summary>

@@ -18,7 +18,11 @@ public readonly record struct BitmapCall(ulong Iova, ulong Size)
 /// </summary>
 public static class DirtyBitmapPlan
 {
-    public static IReadOnlyList<BitmapCall> Plan(IEnumerable<(ulong Iova, ulong Size)> mappings, ulong iova, ulong size, ulong pageSize, ulong maxBitmapBytes)
+    public static IReadOnlyList<BitmapCall> Plan(IEnumerable<(ulong Iova, ulong Size)> mappings, ulong iova, ulong size, ulong pageSize, ulong maxBitmapBytes) =>
+        PlanSorted(mappings.OrderBy(m => m.Iova).ToArray(), iova, size, pageSize, maxBitmapBytes);
+
+    /// <summary><see cref="Plan"/> for mappings already in IOVA order (what a container keeps), without sorting or copying them.</summary>
+    public static List<BitmapCall> PlanSorted(IReadOnlyList<(ulong Iova, ulong Size)> mappings, ulong iova, ulong size, ulong pageSize, ulong maxBitmapBytes)
     {
         CheckRange(iova, size, pageSize);
         ulong end = iova + size;
@@ -26,8 +30,9 @@ public static class DirtyBitmapPlan
         var calls = new List<BitmapCall>();
         ulong runStart = 0, runEnd = 0;
         bool inRun = false;
-        foreach (var (mIova, mSize) in mappings.OrderBy(m => m.Iova))
+        for (int i = 0; i < mappings.Count; i++)
         {
+            var (mIova, mSize) = mappings[i];
             ulong mEnd = mIova + mSize;
             if (mEnd <= iova || mIova >= end) continue;
             if (mIova < iova || mEnd > end)

@@ -24,6 +24,11 @@ public sealed class VfioHost
     /// <summary>Readable name of the host.</summary>
     public string Description => Kernel.Description;
 
+    private int _lastContainerId;
+
+    /// <summary>Numbers the containers opened on this host: 1, 2, ...</summary>
+    public int NextContainerId() => System.Threading.Interlocked.Increment(ref _lastContainerId);
+
     /// <summary>Observer of every call through the seam (tracing for -Verbose, counting in benchmarks).</summary>
     public Action<SyscallRecord>? Trace { get; set; }
 

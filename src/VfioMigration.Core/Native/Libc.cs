@@ -27,6 +27,7 @@ internal static unsafe partial class Libc
     internal const int MAP_ANONYMOUS = 0x20;
     internal const int MAP_NORESERVE = 0x4000;
     internal const int MAP_HUGETLB = 0x40000;
+    internal const int MS_ASYNC = 1;
     internal static readonly nint MAP_FAILED = -1;
 
     internal const short POLLIN = 0x001;
@@ -75,6 +76,10 @@ internal static unsafe partial class Libc
 
     [LibraryImport(LibraryName, SetLastError = true)]
     internal static partial int munmap(nint addr, nuint length);
+
+    /// <summary>msync with MS_ASYNC only checks: ENOMEM if part of the range is not mapped (the simulator's pin check).</summary>
+    [LibraryImport(LibraryName, SetLastError = true)]
+    internal static partial int msync(nint addr, nuint length, int flags);
 
     [LibraryImport(LibraryName, SetLastError = true)]
     internal static partial int poll(pollfd* fds, nuint nfds, int timeout);

@@ -17,7 +17,7 @@ public sealed unsafe class LinuxKernel : IVfioKernel
 
     public HostKind Kind => HostKind.Linux;
 
-    public string Description => "this machine (Linux " + Environment.OSVersion.Version + ")";
+    public string Description { get; } = "this machine (Linux " + Environment.OSVersion.Version + ")";
 
     public IHostFiles Files { get; } = new LinuxFiles();
 

@@ -25,6 +25,7 @@ public sealed class SimulatedKernel : IVfioKernel
         Configuration = configuration;
         _groups = configuration.Groups.ToDictionary(g => g.Number, g => new SimGroup(this, g));
         Files = new SimHostFiles(this);
+        Description = $"simulated host ({configuration.Name})";
     }
 
     /// <summary>The topology this host was built from.</summary>
@@ -38,7 +39,7 @@ public sealed class SimulatedKernel : IVfioKernel
 
     public HostKind Kind => HostKind.Simulated;
 
-    public string Description => $"simulated host ({Configuration.Name})";
+    public string Description { get; }
 
     public IHostFiles Files { get; }
 

@@ -16,22 +16,24 @@ namespace VfioMigration.Core.Vfio;
 /// </summary>
 public sealed class VfioContainer : IDisposable
 {
-    private static int s_nextId;
     private static readonly ObjectPool<BitmapScratch> s_scratch = new DefaultObjectPool<BitmapScratch>(new BitmapScratchPolicy());
 
     private readonly List<VfioGroupHandle> _groups = new();
     private readonly List<DmaMapping> _mappings = new();
+    // The mappings as (iova, size), in IOVA order: what each dirty-bitmap query plans with, kept ready
+    // so a repeated query allocates nothing for it.
+    private readonly List<(ulong Iova, ulong Size)> _ranges = new();
     private readonly object _lock = new();
     private bool _disposed;
 
-    private VfioContainer(VfioHost host, SafeFd fd)
+    private VfioContainer(VfioHost host, SafeFd fd, bool numbered)
     {
         Host = host;
         Fd = fd;
-        Id = Interlocked.Increment(ref s_nextId);
+        Id = numbered ? host.NextContainerId() : 0;
     }
 
-    /// <summary>Number of the container in this session (1, 2, ...).</summary>
+    /// <summary>Number of the container on its host (1, 2, ...); 0 for a short-lived one the user never sees.</summary>
     public int Id { get; }
 
     public VfioHost Host { get; }
@@ -66,12 +68,21 @@ public sealed class VfioContainer : IDisposable
     {
         get
         {
-            lock (_lock) return _groups.Count > 0 && _groups.All(g => g.IsEmulatedIommu) ? DirtyScope.PinnedPages : DirtyScope.AllMappedPages;
+            lock (_lock)
+            {
+                if (_groups.Count == 0) return DirtyScope.AllMappedPages;
+                foreach (var g in _groups)
+                    if (!g.IsEmulatedIommu) return DirtyScope.AllMappedPages;
+                return DirtyScope.PinnedPages;
+            }
         }
     }
 
-    /// <summary>Opens a container and checks the API version.</summary>
-    public static VfioContainer Open(VfioHost host)
+    /// <summary>
+    /// Opens a container and checks the API version. <paramref name="numbered"/> false opens one for a
+    /// moment's use (inspecting a device), which takes no number from the user's containers.
+    /// </summary>
+    public static VfioContainer Open(VfioHost host, bool numbered = true)
     {
         var fd = host.Open(VfioHost.ContainerPath);
         try
@@ -79,7 +90,7 @@ public sealed class VfioContainer : IDisposable
             int version = host.IoctlValue(fd, VfioIoctl.VFIO_GET_API_VERSION, 0);
             if (version != VfioIoctl.VFIO_API_VERSION)
                 throw new VfioRuleException("UnsupportedApiVersion", $"{VfioHost.ContainerPath} speaks VFIO API version {version}; this module knows version {VfioIoctl.VFIO_API_VERSION}.");
-            return new VfioContainer(host, fd);
+            return new VfioContainer(host, fd, numbered);
         }
         catch
         {
@@ -209,6 +220,8 @@ public sealed class VfioContainer : IDisposable
             var mapping = new DmaMapping(this, iova, size, vaddr, backing, access, file, memoryOwner);
             _mappings.Add(mapping);
             _mappings.Sort((a, b) => a.Iova.CompareTo(b.Iova));
+            _ranges.Clear();
+            foreach (var m in _mappings) _ranges.Add((m.Iova.Value, m.Size));
             return mapping;
         }
     }
@@ -251,6 +264,7 @@ public sealed class VfioContainer : IDisposable
                 Host.Ioctl(Fd, VfioIoctl.VFIO_IOMMU_UNMAP_DMA, StructBytes.Buffer(unmap), mapping.ToString());
             }
             _mappings.Remove(mapping);
+            _ranges.RemoveAll(r => r.Iova == mapping.Iova.Value);
             mapping.Memory.Dispose();
             return bitmap;
         }
@@ -331,10 +345,11 @@ public sealed class VfioContainer : IDisposable
             if (!IsTracking)
                 throw new VfioRuleException("TrackingNotStarted", $"container {Id} is not tracking dirty pages; start tracking first (the kernel answers EINVAL).");
             ulong page = info.DirtyPageSize;
-            var calls = DirtyBitmapPlan.Plan(_mappings.Select(m => (m.Iova.Value, m.Size)), iova, size, page, info.MaxDirtyBitmapSize);
+            var calls = DirtyBitmapPlan.PlanSorted(_ranges, iova, size, page, info.MaxDirtyBitmapSize);
             ulong pages = size / page;
             var words = new ulong[BitmapMath.WordsFor(pages)];
-            ulong done = 0, total = calls.Aggregate(0UL, (a, c) => a + c.Size);
+            ulong done = 0, total = 0;
+            foreach (var call in calls) total += call.Size;
             var scratch = s_scratch.Get();
             try
             {
@@ -355,7 +370,10 @@ public sealed class VfioContainer : IDisposable
                         size = call.Size,
                         bitmap = new vfio_bitmap { pgsize = page, size = bytes, data = buffer.Address },
                     }, StructBytes.SizeOf<vfio_iommu_type1_dirty_bitmap>());
-                    Host.Ioctl(Fd, VfioIoctl.VFIO_IOMMU_DIRTY_PAGES, arg, $"GET_BITMAP iova 0x{call.Iova:x} size 0x{call.Size:x}");
+                    // The call's description is built only for a trace or an error: a repeated query allocates nothing else.
+                    string? detail = Host.Trace is null ? null : Describe(call);
+                    int rc = Host.TryIoctl(Fd, VfioIoctl.VFIO_IOMMU_DIRTY_PAGES, arg, detail);
+                    if (rc < 0) throw new VfioNativeException(VfioIoctl.VFIO_IOMMU_DIRTY_PAGES.Name, -rc, Fd.Target, detail ?? Describe(call));
                     BitmapMath.OrBits(words, (call.Iova - iova) / page, BitmapMath.AsWords(buffer.Slice(0, (int)bytes)), callPages);
                     done += call.Size;
                     progress?.Invoke(done, total);
@@ -368,6 +386,8 @@ public sealed class VfioContainer : IDisposable
             return new DirtyBitmap(iova, size, page, words, Scope, Host.Kind, Host.Description, DateTimeOffset.Now);
         }
     }
+
+    private static string Describe(BitmapCall call) => $"GET_BITMAP iova 0x{call.Iova:x} size 0x{call.Size:x}";
 
     private void ThrowIfClosed()
     {
@@ -393,6 +413,7 @@ public sealed class VfioContainer : IDisposable
                 m.Memory.Dispose();
             }
             _mappings.Clear();
+            _ranges.Clear();
             foreach (var g in _groups)
             {
                 g.UnsetContainer();

@@ -86,13 +86,18 @@ public sealed class VfioDevice : IDisposable
     /// <summary>VFIO_DEVICE_GET_INFO.</summary>
     public vfio_device_info GetInfo() => InfoQuery.DeviceInfo(Host, Fd).Info;
 
-    /// <summary>VFIO_DEVICE_GET_REGION_INFO for every region, with their capabilities.</summary>
+    /// <summary>
+    /// VFIO_DEVICE_GET_REGION_INFO for every region, with their capabilities. An index the driver does not
+    /// implement answers EINVAL (vfio-pci's VGA index on a device without VGA, as QEMU also meets) and is left out.
+    /// </summary>
     public IReadOnlyList<VfioRegion> GetRegions(uint count)
     {
         var regions = new List<VfioRegion>();
         for (uint i = 0; i < count; i++)
         {
-            var answer = InfoQuery.RegionInfo(Host, Fd, i);
+            InfoAnswer<vfio_region_info> answer;
+            try { answer = InfoQuery.RegionInfo(Host, Fd, i); }
+            catch (VfioNativeException e) when (e.Errno == Errno.EINVAL) { continue; }
             var r = answer.Info;
             var caps = answer.Capabilities;
             (uint, uint)? type = caps.RegionType is { } t ? (t.type, t.subtype) : null;
@@ -118,14 +123,16 @@ public sealed class VfioDevice : IDisposable
         return regions;
     }
 
-    /// <summary>VFIO_DEVICE_GET_IRQ_INFO for every interrupt index.</summary>
+    /// <summary>VFIO_DEVICE_GET_IRQ_INFO for every interrupt index; an index the driver does not implement (EINVAL) is left out.</summary>
     public IReadOnlyList<VfioIrq> GetIrqs(uint count)
     {
         var irqs = new List<VfioIrq>();
         for (uint i = 0; i < count; i++)
         {
             var buf = StructBytes.Buffer(new vfio_irq_info { argsz = (uint)StructBytes.SizeOf<vfio_irq_info>(), index = i });
-            Host.Ioctl(Fd, VfioIoctl.VFIO_DEVICE_GET_IRQ_INFO, buf, $"index {i}");
+            int rc = Host.TryIoctl(Fd, VfioIoctl.VFIO_DEVICE_GET_IRQ_INFO, buf, $"index {i}");
+            if (rc == -Errno.EINVAL) continue;
+            if (rc < 0) throw new VfioNativeException(VfioIoctl.VFIO_DEVICE_GET_IRQ_INFO.Name, -rc, Name, $"index {i}");
             var info = StructBytes.Read<vfio_irq_info>(buf);
             irqs.Add(new VfioIrq { Index = i, Name = i < s_pciIrqNames.Length ? s_pciIrqNames[i] : $"IRQ{i}", Count = info.count, Flags = info.flags });
         }

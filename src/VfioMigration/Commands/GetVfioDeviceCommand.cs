@@ -50,7 +50,7 @@ public sealed class GetVfioDeviceCommand : VfioCmdlet
         if (Name is null)
         {
             foreach (var g in _groups.Where(g => g.DeviceNodeExists))
-                foreach (var d in g.Devices.Where(d => d.BoundToVfio)) Emit(g, d);
+                foreach (var d in g.Devices.Where(d => d.BoundToVfio)) Emit(g, d, listing: true);
             return;
         }
         foreach (string n in Name)
@@ -66,7 +66,11 @@ public sealed class GetVfioDeviceCommand : VfioCmdlet
         }
     }
 
-    private void Emit(VfioGroupInfo group, VfioGroupDevice device)
+    /// <summary>
+    /// Inspects one device. Listing every device, a group this process cannot open (not viable, or held by
+    /// another process) is a warning, not an error: the other devices are still shown.
+    /// </summary>
+    private void Emit(VfioGroupInfo group, VfioGroupDevice device, bool listing = false)
     {
         VfioContainer? temporary = null;
         try
@@ -74,7 +78,7 @@ public sealed class GetVfioDeviceCommand : VfioCmdlet
             var container = VfioSession.Containers.FirstOrDefault(c => c.Groups.Any(g => g.Number == group.Group));
             if (container is null)
             {
-                temporary = VfioContainer.Open(CurrentHost);
+                temporary = VfioContainer.Open(CurrentHost, numbered: false);
                 temporary.Attach(group.Group);
                 temporary.SetIommu();
                 container = temporary;
@@ -84,7 +88,8 @@ public sealed class GetVfioDeviceCommand : VfioCmdlet
         }
         catch (Exception e) when (IsVfioError(e))
         {
-            WriteError(ErrorFor(e, device.Name));
+            if (listing) WriteWarning($"{device.Name} (group {group.Group}) was not inspected: {e.Message}");
+            else WriteError(ErrorFor(e, device.Name));
         }
         finally
         {

@@ -20,8 +20,12 @@ public sealed class NumberTransformationAttribute : ArgumentTransformationAttrib
             null => throw new ArgumentTransformationMetadataException("A number is needed."),
             ulong u => u,
             Iova i => i.Value,
+            // PowerShell reads 0xfee00000 as the Int32 -18874368: a negative Int32 is the 32-bit pattern the
+            // person typed, not a negative address.
+            int n when n < 0 => (ulong)(uint)n,
+            long l when l < 0 => throw new ArgumentTransformationMetadataException($"{value} is negative; an address or size is not."),
             int or long or short or byte or uint or ushort or sbyte => Convert.ToUInt64(value, CultureInfo.InvariantCulture) is var v && Convert.ToInt64(value, CultureInfo.InvariantCulture) >= 0
-                ? v : throw new ArgumentTransformationMetadataException($"{value} is negative."),
+                ? v : throw new ArgumentTransformationMetadataException($"{value} is negative; an address or size is not."),
             double d when d >= 0 && d == Math.Floor(d) && d <= ulong.MaxValue => (ulong)d,
             decimal m when m >= 0 && m == decimal.Floor(m) => (ulong)m,
             string s => Parse(s),

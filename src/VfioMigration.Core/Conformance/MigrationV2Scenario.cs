@@ -1,0 +1,139 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using VfioMigration.Core.Kernel;
+using VfioMigration.Core.Native;
+using static VfioMigration.Core.Conformance.DeviceScenarioCalls;
+using static VfioMigration.Core.Native.VfioConstants;
+
+namespace VfioMigration.Core.Conformance;
+
+/// <summary>
+/// The v2 migration of the mtty sample, step by step as lab.md 7.3 ran it ("== Device info / migration"):
+/// features, RUNNING → PRE_COPY with a data fd, PRECOPY_INFO, the pre-copy data read to its end, STOP_COPY
+/// continuing on the same fd (data_fd -1), the stream's size and header, STOP, RESUMING with the saved
+/// stream written back, STOP (load), RUNNING, and an invalid state.
+/// </summary>
+public sealed class MigrationV2Scenario : ConformanceScenario
+{
+    private const int ReadChunk = 4096;
+
+    public override string Name => "migration-v2";
+
+    public override bool AppliesTo(ConformanceTarget target) => target.MdevGroup is not null && target.MdevDevice is not null;
+
+    public override void Run(ConformanceTarget target, ConformanceRecorder r)
+    {
+        var host = target.Host;
+        var device = OpenDevice(host, target.MdevGroup!.Value, target.MdevDevice!, r, out var container, out var group);
+        try
+        {
+            if (device is not null) Migrate(host, device, r);
+        }
+        finally
+        {
+            device?.Dispose();
+            group.Dispose();
+            container.Dispose();
+        }
+    }
+
+    private static void Migrate(VfioHost host, SafeFd device, ConformanceRecorder r)
+    {
+        GetInfo(host, device, r);
+
+        var probe = Feature(VFIO_DEVICE_FEATURE_MIGRATION, VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_GET, 8);
+        r.Result("PROBE MIGRATION", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, probe));
+        var migration = Feature(VFIO_DEVICE_FEATURE_MIGRATION, VFIO_DEVICE_FEATURE_GET, 8);
+        r.Result("GET MIGRATION", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, migration));
+        r.Record("migration flags", Hex(StructBytes.Read<vfio_device_feature_migration>(migration, 8).flags));
+
+        var logging = Feature(VFIO_DEVICE_FEATURE_DMA_LOGGING_START, VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_SET, 24);
+        r.Result("PROBE DMA_LOGGING_START", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, logging));
+
+        var size = Feature(VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, VFIO_DEVICE_FEATURE_GET, 8);
+        r.Result("GET MIG_DATA_SIZE", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, size));
+        r.Record("stop_copy_length", StructBytes.Read<vfio_device_feature_mig_data_size>(size, 8).stop_copy_length.ToString(CultureInfo.InvariantCulture));
+
+        GetState(host, device, r, "initial");
+
+        var stream = new List<byte>();
+        using (var preCopy = SetState(host, device, r, VFIO_DEVICE_STATE_PRE_COPY, "PRE_COPY"))
+        {
+            if (preCopy is null) return;
+            PrecopyInfo(host, preCopy, r, "PRECOPY_INFO");
+            ReadToEnd(host, preCopy, r, "pre-copy", stream);
+            PrecopyInfo(host, preCopy, r, "PRECOPY_INFO after reading");
+            GetState(host, device, r, "in pre-copy");
+
+            using (var stopCopy = SetState(host, device, r, VFIO_DEVICE_STATE_STOP_COPY, "STOP_COPY"))
+            {
+                // lab.md 9: PRE_COPY → STOP_COPY returns -1 and the pre-copy fd carries the rest.
+                ReadToEnd(host, stopCopy ?? preCopy, r, "stop-copy", stream);
+            }
+        }
+        var bytes = stream.ToArray();
+        r.Record("stream total bytes", bytes.Length.ToString(CultureInfo.InvariantCulture));
+        r.Record("stream header", Bytes(bytes.AsSpan(0, Math.Min(24, bytes.Length))));
+        GetState(host, device, r, "in stop-copy");
+
+        using (SetState(host, device, r, VFIO_DEVICE_STATE_STOP, "STOP")) { }
+        GetState(host, device, r, "stopped");
+
+        using (var resume = SetState(host, device, r, VFIO_DEVICE_STATE_RESUMING, "RESUMING"))
+        {
+            if (resume is null) return;
+            r.Result("write resume data_fd", host.TryWrite(resume, bytes));
+        }
+        using (SetState(host, device, r, VFIO_DEVICE_STATE_STOP, "STOP (load)")) { }
+        using (SetState(host, device, r, VFIO_DEVICE_STATE_RUNNING, "RUNNING")) { }
+        GetState(host, device, r, "resumed");
+
+        var invalid = Feature(VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, VFIO_DEVICE_FEATURE_SET, 8);
+        StructBytes.Write(invalid, new vfio_device_feature_mig_state { device_state = 42, data_fd = -1 }, 8);
+        r.Result("SET MIG_DEVICE_STATE=42", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, invalid));
+    }
+
+    private static void GetState(VfioHost host, SafeFd device, ConformanceRecorder r, string when)
+    {
+        var get = Feature(VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, VFIO_DEVICE_FEATURE_GET, 8);
+        r.Result($"GET MIG_DEVICE_STATE {when}", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, get));
+        r.Record($"device_state {when}", StructBytes.Read<vfio_device_feature_mig_state>(get, 8).device_state.ToString(CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>SET MIG_DEVICE_STATE; records the result and the data fd ("fd" or -1); returns the fd to close, if any.</summary>
+    private static SafeFd? SetState(VfioHost host, SafeFd device, ConformanceRecorder r, uint state, string name)
+    {
+        var set = Feature(VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, VFIO_DEVICE_FEATURE_SET, 8);
+        StructBytes.Write(set, new vfio_device_feature_mig_state { device_state = state, data_fd = -1 }, 8);
+        int rc = host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, set);
+        r.Result($"SET MIG_DEVICE_STATE={name}", rc);
+        if (rc < 0) return null;
+        int fd = StructBytes.Read<vfio_device_feature_mig_state>(set, 8).data_fd;
+        r.Record($"data_fd after {name}", FdAnswer(fd));
+        return fd >= 0 ? host.Adopt(fd, $"{device.Target} migration data") : null;
+    }
+
+    private static void PrecopyInfo(VfioHost host, SafeFd data, ConformanceRecorder r, string step)
+    {
+        var info = StructBytes.Buffer(new vfio_precopy_info { argsz = (uint)StructBytes.SizeOf<vfio_precopy_info>() });
+        r.Result(step, host.TryIoctl(data, VfioIoctl.VFIO_MIG_GET_PRECOPY_INFO, info));
+        var got = StructBytes.Read<vfio_precopy_info>(info);
+        r.Record($"{step} initial_bytes/dirty_bytes", $"{got.initial_bytes}/{got.dirty_bytes}");
+    }
+
+    /// <summary>Reads until read() answers 0 or an error; records the byte count and that last answer.</summary>
+    private static void ReadToEnd(VfioHost host, SafeFd? data, ConformanceRecorder r, string phase, List<byte> stream)
+    {
+        if (data is null) return;
+        var buffer = new byte[ReadChunk];
+        long total = 0, n;
+        while ((n = host.TryRead(data, buffer)) > 0)
+        {
+            stream.AddRange(buffer.AsSpan(0, (int)n).ToArray());
+            total += n;
+        }
+        r.Record($"{phase} bytes read", total.ToString(CultureInfo.InvariantCulture));
+        r.Record($"{phase} read at end", ConformanceRecorder.Answer(n));
+    }
+}

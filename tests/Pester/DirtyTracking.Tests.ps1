@@ -1,0 +1,242 @@
+# Containers, DMA mappings, dirty tracking and bitmaps on the simulated host, as an administrator uses them.
+BeforeAll {
+    Import-Module "$PSScriptRoot/../../VfioMigration.psd1" -Force
+    function New-LabGuest([int] $Group = 2) {
+        # The lab's layout (lab.md 7.1): a 2 MiB and a 1 MiB mapping with a 1 MiB gap between them.
+        $c = New-VfioContainer -Group $Group
+        $null = New-VfioDmaMapping -Container $c -Iova 0x10000000 -Size 2MB
+        $null = New-VfioDmaMapping -Container $c -Iova 0x10300000 -Size 1MB
+        $c
+    }
+}
+AfterAll { Disconnect-VfioHost }
+
+Describe 'The two used-by lines, verbatim' {
+    BeforeEach { Connect-VfioHost -Simulated | Out-Null }
+
+    It 'track, read 2 GiB from 0x0 and write a CSV a person can read and Import-Csv reads back' {
+        $null = New-LabGuest      # group 2: a PCI function behind the IOMMU, so every mapped page reads dirty
+        Push-Location $TestDrive
+        try {
+            Get-VfioContainer | Start-DirtyTracking
+            Get-DirtyBitmap -Iova 0x0 -Size 2GB | Export-Csv dirty.csv
+
+            $text = Get-Content dirty.csv -Raw
+            $text | Should -Not -Match 'System\.'
+            $row = @(Import-Csv dirty.csv)
+            $row.Count | Should -Be 1
+            $row[0].Iova | Should -Be '0x0'
+            [uint64]$row[0].Size | Should -Be 2GB
+            [uint64]$row[0].PageSize | Should -Be 4096
+            [uint64]$row[0].Pages | Should -Be 524288
+            [uint64]$row[0].DirtyPages | Should -Be 768
+            [uint64]$row[0].DirtyBytes | Should -Be 3MB
+            $row[0].Scope | Should -Be 'AllMappedPages'
+            $row[0].HostKind | Should -Be 'Simulated'
+        }
+        finally { Pop-Location }
+    }
+
+    It 'writes one row per dirty run with -AsRange, with hex IOVAs' {
+        $null = New-LabGuest
+        Push-Location $TestDrive
+        try {
+            Get-VfioContainer | Start-DirtyTracking
+            Get-DirtyBitmap -Iova 0x0 -Size 2GB -AsRange | Export-Csv runs.csv
+            $rows = Import-Csv runs.csv
+            $rows.Iova | Should -Be @('0x10000000', '0x10300000')
+            $rows.Pages | Should -Be @('512', '256')
+        }
+        finally { Pop-Location }
+    }
+}
+
+Describe 'Dirty scope' {
+    BeforeEach { Connect-VfioHost -Simulated | Out-Null }
+
+    It 'reads every mapped page dirty on every read when a device sits behind the IOMMU' {
+        $c = New-LabGuest -Group 2
+        $c | Start-DirtyTracking
+        (Get-DirtyBitmap -Container $c).DirtyPages | Should -Be 768
+        (Get-DirtyBitmap -Container $c).DirtyPages | Should -Be 768 -Because 'the kernel re-dirties IOMMU-backed pages on every read'
+        $c.Scope | Should -Be 'AllMappedPages'
+    }
+
+    It 'reads only pinned pages in an mdev-only container (mtty pins none)' {
+        $c = New-LabGuest -Group 7
+        $c | Start-DirtyTracking
+        $b = Get-DirtyBitmap -Container $c -Iova 0x10000000 -Size 0x400000
+        $b.Scope | Should -Be 'PinnedPages'
+        $b.DirtyPages | Should -Be 0
+        (Get-VfioIommuInfo -Container $c).IovaRanges | Should -BeNullOrEmpty -Because 'an mdev-only container has no IOVA-range capability'
+    }
+}
+
+Describe 'Errors before the kernel''s EINVAL' {
+    BeforeEach { Connect-VfioHost -Simulated | Out-Null }
+
+    It 'refuses a range that cuts a mapping, naming both' {
+        $c = New-LabGuest
+        $c | Start-DirtyTracking
+        { Get-DirtyBitmap -Iova 0x10000000 -Size 0x100000 -ErrorAction Stop } | Should -Throw -ErrorId 'RangeCutsMapping,VfioMigration.Commands.GetDirtyBitmapCommand'
+        try { Get-DirtyBitmap -Iova 0x10000000 -Size 0x100000 -ErrorAction Stop }
+        catch { $_.Exception.Message | Should -BeLike 'range 0x10000000+0x100000 cuts the mapping 0x10000000+0x200000; the kernel reads whole mappings only*' }
+    }
+
+    It 'refuses to read before tracking starts' {
+        $null = New-LabGuest
+        { Get-DirtyBitmap -ErrorAction Stop } | Should -Throw -ErrorId 'TrackingNotStarted,VfioMigration.Commands.GetDirtyBitmapCommand'
+    }
+
+    It 'refuses an unaligned or overlapping mapping' {
+        $null = New-LabGuest
+        { New-VfioDmaMapping -Iova 0x10000200 -Size 4096 -ErrorAction Stop } | Should -Throw -ErrorId 'MappingNotAligned,VfioMigration.Commands.NewVfioDmaMappingCommand'
+        { New-VfioDmaMapping -Iova 0x10100000 -Size 2MB -ErrorAction Stop } | Should -Throw -ErrorId 'MappingOverlaps,VfioMigration.Commands.NewVfioDmaMappingCommand'
+        { New-VfioDmaMapping -Iova 0xfee00000 -Size 4096 -ErrorAction Stop } | Should -Throw -ErrorId 'MappingOutsideIovaRanges,VfioMigration.Commands.NewVfioDmaMappingCommand'
+    }
+
+    It 'names the process that holds a busy group' {
+        { New-VfioContainer -Group 15 -ErrorAction Stop } | Should -Throw
+        New-VfioContainer -Group 2, 15 -ErrorVariable e -ErrorAction SilentlyContinue | Out-Null
+        $e[0].FullyQualifiedErrorId | Should -Be 'OpenFailed,VfioMigration.Commands.NewVfioContainerCommand'
+        $e[0].CategoryInfo.Category | Should -Be 'ResourceBusy'
+        "$($e[0])" | Should -Match 'qemu-system-x86_64 \(pid 4242\)'
+        (Get-VfioContainer).Groups.Number | Should -Be 2 -Because 'the other group was still attached'
+    }
+
+    It 'explains a group that is not viable' {
+        New-VfioContainer -Group 2, 3 -ErrorVariable e -ErrorAction SilentlyContinue | Out-Null
+        $e[0].FullyQualifiedErrorId | Should -Be 'GroupNotViable,VfioMigration.Commands.NewVfioContainerCommand'
+        "$($e[0])" | Should -Match '0000:00:03.1 \(on e1000e\)'
+    }
+
+    It 'asks which container when the session holds several' {
+        $null = New-VfioContainer -Group 2
+        $null = New-VfioContainer -Group 7
+        { Start-DirtyTracking -ErrorAction Stop } | Should -Throw -ErrorId 'ContainerAmbiguous,VfioMigration.Commands.StartDirtyTrackingCommand'
+        Start-DirtyTracking -ContainerId 2 -PassThru | ForEach-Object Id | Should -Be 2
+    }
+}
+
+Describe 'PowerShell manners' {
+    BeforeEach { Connect-VfioHost -Simulated | Out-Null }
+
+    It '-WhatIf changes nothing' {
+        New-VfioContainer -Group 2 -WhatIf | Should -BeNullOrEmpty
+        Get-VfioContainer | Should -BeNullOrEmpty
+        $c = New-VfioContainer -Group 2
+        New-VfioDmaMapping -Iova 0x10000000 -Size 2MB -WhatIf | Out-Null
+        (Get-VfioDmaMapping).Count | Should -Be 0
+        $c | Start-DirtyTracking -WhatIf
+        $c.IsTracking | Should -BeFalse
+    }
+
+    It '-Verbose traces every ioctl with its arguments and result' {
+        $c = New-LabGuest
+        $c | Start-DirtyTracking
+        $v = Get-DirtyBitmap -Iova 0x10000000 -Size 0x400000 -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }
+        "$v" | Should -Match 'VFIO_IOMMU_DIRTY_PAGES\(GET_BITMAP iova 0x10000000 size 0x200000\) on /dev/vfio/vfio -> 0'
+        "$v" | Should -Match 'GET_BITMAP iova 0x10300000 size 0x100000'
+    }
+
+    It 'completes group numbers, devices and container ids' {
+        $null = New-VfioContainer -Group 2
+        (TabExpansion2 'New-VfioContainer -Group 1' 26).CompletionMatches.CompletionText | Should -Contain '10'
+        (TabExpansion2 'Get-VfioDevice 0000:00' 22).CompletionMatches.CompletionText | Should -Contain '0000:00:02.0'
+        (TabExpansion2 'Get-VfioContainer ' 18).CompletionMatches.CompletionText | Should -Contain '1'
+    }
+
+    It 'returns the dirty bitmap of a mapping it removes while tracking' {
+        $c = New-LabGuest
+        $c | Start-DirtyTracking
+        $b = Get-VfioDmaMapping | Where-Object Iova -EQ 0x10000000 | Remove-VfioDmaMapping
+        $b.DirtyPages | Should -Be 512
+        (Get-VfioDmaMapping).Count | Should -Be 1
+        $c | Stop-DirtyTracking
+        Get-VfioDmaMapping | Remove-VfioDmaMapping | Should -BeNullOrEmpty
+    }
+
+    It 'closes everything with Remove-VfioContainer and frees the group for another container' {
+        $c = New-LabGuest
+        $c | Remove-VfioContainer
+        Get-VfioContainer | Should -BeNullOrEmpty
+        (New-VfioContainer -Group 2).Groups.Number | Should -Be 2
+    }
+}
+
+Describe 'Bitmaps as files and sets' {
+    BeforeEach { Connect-VfioHost -Simulated | Out-Null }
+
+    It 'exports and imports a bitmap losslessly' {
+        $c = New-LabGuest
+        $c | Start-DirtyTracking
+        $b = Get-DirtyBitmap -Iova 0x10000000 -Size 0x400000
+        $file = Join-Path $TestDrive 'b.json'
+        $b | Export-DirtyBitmap -Path $file
+        $back = Import-DirtyBitmap $file
+        $back.Iova | Should -Be $b.Iova
+        $back.DirtyPages | Should -Be $b.DirtyPages
+        $back.Timestamp | Should -Be $b.Timestamp
+        ($back.GetDirtyRanges() | ForEach-Object ToString) | Should -Be ($b.GetDirtyRanges() | ForEach-Object ToString)
+    }
+
+    It 'refuses a damaged file' {
+        $c = New-LabGuest
+        $c | Start-DirtyTracking
+        $file = Join-Path $TestDrive 'damaged.json'
+        Get-DirtyBitmap -Iova 0x10000000 -Size 0x400000 | Export-DirtyBitmap -Path $file
+        (Get-Content $file -Raw) -replace '"dirtyPages": 768', '"dirtyPages": 767' | Set-Content $file
+        { Import-DirtyBitmap $file -ErrorAction Stop } | Should -Throw -ErrorId 'BitmapFileInvalid,VfioMigration.Commands.ImportDirtyBitmapCommand'
+    }
+
+    It 'combines two bitmaps with counts' {
+        $c = New-LabGuest
+        $c | Start-DirtyTracking
+        $all = Get-DirtyBitmap -Iova 0x10000000 -Size 0x400000
+        $c | Stop-DirtyTracking
+        Get-VfioDmaMapping | Where-Object Iova -EQ 0x10300000 | Remove-VfioDmaMapping
+        $c | Start-DirtyTracking
+        $some = Get-DirtyBitmap -Iova 0x10000000 -Size 0x400000
+        $d = Compare-DirtyBitmap $all $some -Operation Difference
+        $d.ReferenceDirtyPages | Should -Be 768
+        $d.DifferenceDirtyPages | Should -Be 512
+        $d.ResultDirtyPages | Should -Be 256
+        (Compare-DirtyBitmap $all $some -Operation Union).ResultDirtyPages | Should -Be 768
+        (Compare-DirtyBitmap $all $some -Operation Intersection).ResultDirtyPages | Should -Be 512
+    }
+}
+
+Describe 'Measure-DirtyRate' {
+    BeforeEach { Connect-VfioHost -Simulated | Out-Null }
+
+    It 'returns one sample per interval in pages/s and MiB/s' {
+        $c = New-LabGuest
+        $c | Start-DirtyTracking
+        $s = Measure-DirtyRate -Duration 00:00:00.3 -Interval 00:00:00.1 -WarningVariable w -WarningAction SilentlyContinue
+        $s.Count | Should -Be 3
+        $s.Iteration | Should -Be 1, 2, 3
+        $s | ForEach-Object { $_.DirtyPages | Should -Be 768; $_.DirtyPagesPerSecond | Should -BeGreaterThan 0; $_.DirtyRateMiBps | Should -BeGreaterThan 0 }
+        "$w" | Should -Match 'every mapped page dirty'
+    }
+}
+
+Describe 'Get-VfioDevice' {
+    BeforeEach { Connect-VfioHost -Simulated | Out-Null }
+
+    It 'shows the migration protocol and flags of each kind of device' {
+        $d = Get-VfioDevice -WarningAction SilentlyContinue
+        ($d | Where-Object Name -EQ '0000:00:02.0').Migration | Should -Be 'None'
+        $mtty = $d | Where-Object Name -EQ '36e5c7cc-4871-4d03-91da-44479a60a911'
+        $mtty.Migration | Should -Be 'V2'
+        $mtty.MigrationFlags | Should -Be @('STOP_COPY', 'P2P', 'PRE_COPY')
+        $mtty.StopCopySize | Should -Be 96
+        ($d | Where-Object Group -EQ 12).Migration | Should -Be 'V1'
+    }
+
+    It 'warns about groups it cannot open while listing, and errors when one is named' {
+        Get-VfioDevice -WarningVariable w -WarningAction SilentlyContinue | Out-Null
+        "$w" | Should -Match 'held by qemu-system-x86_64'
+        Get-VfioDevice 0000:00:05.0 -ErrorVariable e -ErrorAction SilentlyContinue | Out-Null
+        $e[0].CategoryInfo.Category | Should -Be 'ResourceBusy'
+    }
+}

@@ -1,0 +1,69 @@
+using System;
+using System.IO;
+using System.Linq;
+using System.Runtime.CompilerServices;
+using VfioMigration.Core.Conformance;
+using VfioMigration.Core.Kernel;
+using VfioMigration.Core.Simulation;
+using Xunit;
+
+namespace VfioMigration.Core.Tests.Conformance;
+
+/// <summary>
+/// The device scenarios against the simulated lab give the answers the real lab gave (Expected/&lt;scenario&gt;.txt,
+/// transcribed from lab.md 7.1 and 7.3).
+/// </summary>
+public class DeviceConformanceTests
+{
+    [Theory]
+    [InlineData("device-no-migration")]
+    [InlineData("migration-v2")]
+    public void TheSimulatedLabAnswersAsTheRealLab(string scenario)
+    {
+        var observed = ConformanceRunner.Run(LabTarget(), new[] { scenario });
+        var expected = ReadExpected(scenario);
+        var diff = ConformanceRunner.Compare(expected, observed);
+        Assert.True(diff.Count == 0, "Differences (step: expected / simulated):\n" +
+            string.Join("\n", diff.Select(d => $"  {d.Step}: {d.Left ?? "(missing)"} / {d.Right ?? "(missing)"}")));
+    }
+
+    [Fact]
+    public void EveryDeviceScenarioIsInTheSuiteAndHasAnExpectedFile()
+    {
+        var names = ConformanceRunner.Scenarios.Select(s => s.Name).ToHashSet();
+        Assert.Contains("device-no-migration", names);
+        Assert.Contains("migration-v2", names);
+        Assert.True(File.Exists(ExpectedPath("device-no-migration")));
+        Assert.True(File.Exists(ExpectedPath("migration-v2")));
+    }
+
+    [Fact]
+    public void TheMigrationScenarioLeavesTheDeviceRunningAndCanRunTwice()
+    {
+        var target = LabTarget();
+        var first = ConformanceRunner.Run(target, new[] { "migration-v2" });
+        var second = ConformanceRunner.Run(target, new[] { "migration-v2" });
+        Assert.Empty(ConformanceRunner.Compare(first, second));
+    }
+
+    private static ConformanceTarget LabTarget() => new()
+    {
+        Host = new VfioHost(new SimulatedKernel(SimTopologies.Lab())),
+        IommuGroup = 2,
+        IommuDevice = "0000:00:02.0",
+        MdevGroup = 7,
+        MdevDevice = SimTopologies.LabMttyUuid,
+    };
+
+    private static Observation[] ReadExpected(string scenario) => File.ReadAllLines(ExpectedPath(scenario))
+        .Where(line => line.Trim().Length > 0)
+        .Select(line =>
+        {
+            int bar = line.LastIndexOf(" | ", StringComparison.Ordinal);
+            return new Observation(scenario, line.Substring(0, bar), line.Substring(bar + 3));
+        })
+        .ToArray();
+
+    private static string ExpectedPath(string scenario, [CallerFilePath] string source = "") =>
+        Path.Combine(Path.GetDirectoryName(source)!, "Expected", scenario + ".txt");
+}

@@ -1,0 +1,285 @@
+#requires -Version 7.4
+<#
+.SYNOPSIS
+    The QEMU lab: runs the conformance suite against a real Linux kernel and compares its answers with
+    the simulated twin's, step by step.
+.DESCRIPTION
+    1. Builds the module (build.ps1 -Task Build), unless -SkipModuleBuild.
+    2. Builds the lab (build-lab.sh): host tools and a Debian 6.12 kernel from apt, mtty.ko, an
+       initramfs; cached under -Cache, keyed by kernel release.
+    3. Boots it under QEMU (run-vm.sh): q35, emulated VT-d, edu and e1000e on vfio-pci, one mtty-2 mdev.
+       The guest enters the host root and runs Guest-Suite.ps1 in one pwsh: the suite against the real
+       /dev/vfio, then the lab's Pester checks (Guest-Checks.ps1).
+    4. Runs the same suite in this process against SimulatedKernel(SimTopologies.Lab()) and compares with
+       ConformanceRunner.Compare; prints every difference with both answers, and what is not compared.
+    5. Writes <RepoRoot>/TestResults/lab.summary.json (passed/failed: one count per compared step, plus
+       one failure per build/boot problem) and the raw files under TestResults/lab/; exits 1 on any
+       difference or failure. A lab that cannot be built fails with the reason: it never skips.
+.EXAMPLE
+    dotnet tool restore; dotnet pwsh tests/lab/Invoke-Lab.ps1 -RepoRoot .
+#>
+[CmdletBinding()]
+param(
+    [string] $RepoRoot = (Join-Path $PSScriptRoot '../..'),
+
+    # Downloads, extracted kernel trees, mtty.ko, initramfs and the VM's share live here, outside the git tree.
+    [string] $Cache = $(if ($env:VFIOLAB_CACHE) { $env:VFIOLAB_CACHE } else { '/var/tmp/vfiomigration-lab' }),
+
+    # The VM's whole life: boot, suite, checks, power-off. TCG varies 2-3x between runs (lab.md section 4).
+    [int] $TimeoutSeconds = 600,
+
+    [switch] $SkipModuleBuild
+)
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version 3.0
+$env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
+$env:DOTNET_NOLOGO = '1'
+$env:DOTNET_SKIP_FIRST_TIME_EXPERIENCE = '1'
+$env:POWERSHELL_UPDATECHECK = 'Off'
+
+$RepoRoot = (Resolve-Path $RepoRoot).Path
+$LabScripts = Join-Path $RepoRoot 'tests/lab'
+$ResultsDir = Join-Path $RepoRoot 'TestResults'
+$LabResults = Join-Path $ResultsDir 'lab'
+# One share and one env file per run, so two labs on one machine do not read each other's results.
+$Share = Join-Path $Cache "run-$PID"
+$LabEnv = Join-Path $Cache "lab-$PID.env"
+$SerialLog = Join-Path $LabResults 'serial.log'
+
+# The simulated twin of the lab (SimTopologies.Lab): the same kind of target the guest discovers.
+$SimIommuGroup = 2
+$SimIommuDevice = '0000:00:02.0'
+$SimMdevGroup = 7
+
+# What the lab cannot compare, and why: printed on every run so nobody reads silence as agreement.
+$NotCompared = @(
+    [ordered]@{ what = 'v1 migration region (VFIO_REGION_TYPE_MIGRATION)'; reason = 'no driver of a 5.18+ kernel offers it (v1 was deprecated in 5.18 when the v2 FSM arrived; mtty and vfio-pci implement v2 or nothing), so the simulator''s v1 devices have no real counterpart in the lab' }
+    [ordered]@{ what = 'ERROR state and injected faults (SimFaults)'; reason = 'the real kernel cannot be made to fail on demand: mtty never enters ERROR, and errors the simulator injects (EIO on a data_fd, a failing transition) have no lab trigger' }
+    [ordered]@{ what = 'iommufd and the vfio device cdev'; reason = 'CONFIG_IOMMUFD is not set in Debian''s 6.12 kernel: only the legacy container/group API exists in the lab' }
+)
+
+$summary = [ordered]@{
+    passed      = 0
+    failed      = 0
+    skipped     = 0
+    kernel      = $null
+    differences = @()
+    failures    = @()
+    notCompared = @()
+    timings     = [ordered]@{}
+}
+$wall = [Diagnostics.Stopwatch]::StartNew()
+
+function Write-Step([string] $text) { Write-Host "==> lab: $text" }
+function Add-Failure([string] $text) {
+    $summary.failures += $text
+    Write-Host "LAB FAILURE: $text" -ForegroundColor Red
+}
+function Set-Timing([string] $name, [double] $seconds) { $summary.timings[$name] = [math]::Round($seconds, 1) }
+function Read-EnvFile([string] $path) {
+    $values = @{}
+    if (Test-Path $path) {
+        foreach ($line in Get-Content $path) { if ($line -match '^(\w+)=(.*)$') { $values[$Matches[1]] = $Matches[2].Trim("'") } }
+    }
+    $values
+}
+function Get-NuGetRoot { if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path $HOME '.nuget/packages' } }
+function Get-PwshDll {
+    # The repo's pwsh (dotnet-tools.json) is a framework-dependent tool: its shim starts a second process,
+    # so the guest runs 'dotnet <nuget>/powershell/<v>/tools/<tfm>/any/unix/pwsh.dll' directly.
+    $manifest = Get-Content (Join-Path $RepoRoot 'dotnet-tools.json') -Raw | ConvertFrom-Json
+    $version = $manifest.tools.powershell.version
+    $nuget = Get-NuGetRoot
+    $dll = Get-ChildItem (Join-Path $nuget "powershell/$version/tools") -Filter pwsh.dll -Recurse -ErrorAction Ignore |
+        Where-Object { $_.Directory.Name -eq 'unix' } | Select-Object -First 1
+    if ($dll) { return $dll.FullName }
+    $here = Join-Path $PSHOME 'pwsh.dll'
+    if (Test-Path $here) { return $here }
+    throw "no pwsh.dll for PowerShell $version in $nuget (run 'dotnet tool restore' in $RepoRoot)"
+}
+
+function Invoke-ModuleBuild {
+    Write-Step 'module build (build.ps1 -Task Build)'
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    Push-Location $RepoRoot
+    try {
+        & dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $RepoRoot 'build.ps1') -Task Build | Out-Host
+        if ($LASTEXITCODE -ne 0) { throw "build.ps1 -Task Build failed with exit code $LASTEXITCODE" }
+    }
+    finally { Pop-Location }
+    Set-Timing 'module_build' $sw.Elapsed.TotalSeconds
+}
+
+function Invoke-LabBuild {
+    Write-Step "lab build (cache $Cache)"
+    $null = New-Item -ItemType Directory -Force $Cache
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    $reason = $null
+    & bash (Join-Path $LabScripts 'build-lab.sh') --cache $Cache --out $LabEnv 2>&1 | ForEach-Object {
+        $line = "$_"
+        Write-Host "  $line"
+        if ($line -match '^LABTIME (\S+) ([\d.]+)') { Set-Timing "lab_build.$($Matches[1])" ([double]$Matches[2]) }
+        if ($line -match '^LAB BUILD FAILED: (.*)') { $reason = $Matches[1] }
+    }
+    $rc = $LASTEXITCODE
+    Set-Timing 'lab_build' $sw.Elapsed.TotalSeconds
+    if ($rc -ne 0) { throw "the lab could not be built: $(if ($reason) { $reason } else { "build-lab.sh exit code $rc" })" }
+}
+
+function Invoke-LabVm {
+    Write-Step 'boot the VM and run the suite in the guest'
+    # Shares of runs that were killed before cleaning up.
+    Get-ChildItem $Cache -Directory -Filter 'run-*' | Where-Object {
+        $_.Name -match '^run-(\d+)$' -and -not (Get-Process -Id ([int]$Matches[1]) -ErrorAction Ignore) } |
+        Remove-Item -Recurse -Force -ErrorAction Ignore
+    if (Test-Path $Share) { Remove-Item $Share -Recurse -Force }
+    $null = New-Item -ItemType Directory -Force $Share, $LabResults
+    Copy-Item (Join-Path $LabScripts 'guest.sh') $Share
+    $dotnet = (Get-Command dotnet -CommandType Application | Select-Object -First 1).Source
+    $values = [ordered]@{
+        REPO       = $RepoRoot
+        SHARE      = (Resolve-Path $Share).Path
+        SUITE      = Join-Path $LabScripts 'Guest-Suite.ps1'
+        DOTNET     = (& readlink -f $dotnet)
+        PWSH_DLL   = Get-PwshDll
+        GUEST_HOME = $HOME
+        NUGET_ROOT = Get-NuGetRoot
+        MTTY_UUID  = [VfioMigration.Core.Simulation.SimTopologies]::LabMttyUuid
+    }
+    Set-Content (Join-Path $Share 'lab.env') ($values.GetEnumerator() | ForEach-Object { "$($_.Key)='$($_.Value)'" })
+
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    & bash (Join-Path $LabScripts 'run-vm.sh') --env $LabEnv --share $Share --log $SerialLog `
+        --timeout $TimeoutSeconds 2>&1 | ForEach-Object { Write-Host "  | $_" }
+    $rc = $LASTEXITCODE
+    Set-Timing 'vm_total' $sw.Elapsed.TotalSeconds
+    if ($rc -eq 124 -or $rc -eq 137) { Add-Failure "the VM did not power off within $TimeoutSeconds s (serial log: $SerialLog)" }
+    elseif ($rc -ne 0) { Add-Failure "QEMU exited with status $rc (serial log: $SerialLog)" }
+
+    foreach ($f in 'guest-result.json', 'init-timings.env', 'guest-timings.env', 'lab-pester.summary.json', 'lab-pester.junit.xml') {
+        if (Test-Path (Join-Path $Share $f)) { Copy-Item (Join-Path $Share $f) $LabResults -Force }
+    }
+    $init = Read-EnvFile (Join-Path $Share 'init-timings.env')
+    $guest = Read-EnvFile (Join-Path $Share 'guest-timings.env')
+    if ($init['T_INIT']) { Set-Timing 'boot_to_init' ([double]$init['T_INIT']) }
+    if ($init['T_MODULES'] -and $init['T_INIT']) { Set-Timing 'modules' ([double]$init['T_MODULES'] - [double]$init['T_INIT']) }
+    if ($guest['T_BOUND'] -and $init['T_MODULES']) { Set-Timing 'bind_and_mdev' ([double]$guest['T_BOUND'] - [double]$init['T_MODULES']) }
+    if ($guest['T_PWSH_END'] -and $guest['T_PWSH_START']) { Set-Timing 'guest_pwsh' ([double]$guest['T_PWSH_END'] - [double]$guest['T_PWSH_START']) }
+
+    $resultFile = Join-Path $Share 'guest-result.json'
+    if (-not (Test-Path $resultFile)) {
+        if (-not $init.Count) { Add-Failure "the guest never mounted the share (no init-timings.env): see $SerialLog" }
+        elseif (-not $guest.ContainsKey('T_PWSH_START')) { Add-Failure "the guest stopped before starting pwsh: see $SerialLog" }
+        elseif (-not $guest.ContainsKey('PWSH_EXIT')) { Add-Failure "pwsh in the guest did not finish: see $SerialLog" }
+        else { Add-Failure "pwsh in the guest wrote no guest-result.json (exit $($guest['PWSH_EXIT'])): see $SerialLog" }
+        return $null
+    }
+    $result = Get-Content $resultFile -Raw | ConvertFrom-Json
+    $summary.kernel = $result.kernel
+    foreach ($e in @($result.errors)) { Add-Failure "guest: $e" }
+    foreach ($t in $result.timings.PSObject.Properties) { Set-Timing "guest.$($t.Name)" ([double]$t.Value) }
+    $pesterFile = Join-Path $Share 'lab-pester.summary.json'
+    if (Test-Path $pesterFile) {
+        $p = Get-Content $pesterFile -Raw | ConvertFrom-Json
+        $summary.passed += [int]$p.passed
+        $summary.failed += [int]$p.failed
+        $summary.skipped += [int]$p.skipped
+        Write-Host ("lab Pester checks in the guest: {0} passed, {1} failed, {2} skipped" -f $p.passed, $p.failed, $p.skipped)
+    }
+    $result
+}
+
+function Invoke-SimulatedTwin {
+    Write-Step 'the same suite against the simulated twin (SimTopologies.Lab)'
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    $kernel = [VfioMigration.Core.Simulation.SimulatedKernel]::new([VfioMigration.Core.Simulation.SimTopologies]::Lab())
+    $target = New-LabTarget -Kernel $kernel -IommuGroup $SimIommuGroup -IommuDevice $SimIommuDevice `
+        -MdevGroup $SimMdevGroup -MdevDevice ([VfioMigration.Core.Simulation.SimTopologies]::LabMttyUuid)
+    $observations = @(Invoke-LabConformance -Target $target)
+    Set-Timing 'simulated_suite' $sw.Elapsed.TotalSeconds
+    [ordered]@{ target = $target; observations = $observations }
+}
+
+function Compare-LabRuns($real, $sim) {
+    Write-Step 'compare: real kernel vs simulated twin'
+    $t = $real.target
+    if ($t -and ($t.IommuGroup -ne $SimIommuGroup -or $t.IommuDevice -ne $SimIommuDevice -or $t.MdevGroup -ne $SimMdevGroup)) {
+        # Scenarios never name groups, so this is no failure; but the twin no longer mirrors the lab.
+        Write-Host ("note: the lab's targets (group {0} {1}, mdev group {2}) differ from the twin's (group {3} {4}, mdev group {5})" -f
+            $t.IommuGroup, $t.IommuDevice, $t.MdevGroup, $SimIommuGroup, $SimIommuDevice, $SimMdevGroup)
+    }
+    $left = ConvertTo-LabObservationList @($real.observations)
+    $right = ConvertTo-LabObservationList @($sim.observations)
+    $diff = [VfioMigration.Core.Conformance.ConformanceRunner]::Compare($left, $right)
+    $compared = [math]::Max($left.Count, $right.Count)
+    $summary.passed += $compared - $diff.Count
+    $summary.failed += $diff.Count
+    foreach ($d in $diff) {
+        $summary.differences += [ordered]@{ scenario = $d.Item1; step = $d.Item2; real = $d.Item3; simulated = $d.Item4 }
+        Write-Host ("DIFF {0} | {1}" -f $d.Item1, $d.Item2) -ForegroundColor Yellow
+        Write-Host ("       real kernel: {0}" -f $(if ($null -eq $d.Item3) { '(no such step)' } else { $d.Item3 }))
+        Write-Host ("       simulated:   {0}" -f $(if ($null -eq $d.Item4) { '(no such step)' } else { $d.Item4 }))
+    }
+    Write-Host ("compared {0} steps: {1} agree, {2} differ" -f $compared, ($compared - $diff.Count), $diff.Count)
+}
+
+function Write-NotCompared($simTarget) {
+    $items = @($NotCompared)
+    if ($simTarget) {
+        foreach ($s in [VfioMigration.Core.Conformance.ConformanceRunner]::Scenarios) {
+            if (-not $s.AppliesTo($simTarget)) {
+                $items += [ordered]@{ what = "scenario '$($s.Name)'"; reason = 'it does not apply to the lab''s target (it needs a device the lab has not got)' }
+            }
+        }
+    }
+    foreach ($i in $items) { Write-Host "not compared: $($i.what): $($i.reason)" }
+    $summary.notCompared = $items
+}
+
+# ---------------------------------------------------------------------------------------------------
+$real = $null
+$sim = $null
+try {
+    if (-not $SkipModuleBuild) { Invoke-ModuleBuild }
+    $moduleManifest = Join-Path $RepoRoot 'module/VfioMigration.psd1'
+    if (-not (Test-Path $moduleManifest)) { throw "$moduleManifest is missing: run build.ps1 -Task Build (or drop -SkipModuleBuild)" }
+    Import-Module $moduleManifest
+    . (Join-Path $LabScripts 'LabConformance.ps1')
+
+    Invoke-LabBuild
+    $real = Invoke-LabVm
+}
+catch {
+    Add-Failure $_.Exception.Message
+}
+
+try {
+    if (Get-Command New-LabTarget -ErrorAction Ignore) {
+        $sim = Invoke-SimulatedTwin
+        if ($real -and @($real.observations).Count) { Compare-LabRuns $real $sim }
+        elseif ($real) { Add-Failure 'the guest recorded no observations' }
+    }
+}
+catch {
+    Add-Failure "simulated run or comparison: $($_.Exception.Message)"
+}
+Write-NotCompared $(if ($sim) { $sim.target } else { $null })
+
+Set-Timing 'total' $wall.Elapsed.TotalSeconds
+$summary.failed += $summary.failures.Count
+Write-Host ''
+Write-Host "lab kernel: $(if ($summary.kernel) { $summary.kernel } else { '(none)' }) (QEMU TCG)"
+Write-Host 'lab timings (s):'
+foreach ($k in $summary.timings.Keys) { Write-Host ("  {0,-32} {1,7:N1}" -f $k, $summary.timings[$k]) }
+if ($summary.failures.Count) {
+    Write-Host 'lab failures:' -ForegroundColor Red
+    foreach ($f in $summary.failures) { Write-Host "  $f" -ForegroundColor Red }
+}
+$null = New-Item -ItemType Directory -Force $ResultsDir, $LabResults
+if ($real) { $real | ConvertTo-Json -Depth 6 | Set-Content (Join-Path $LabResults 'real.observations.json') }
+if ($sim) { @{ observations = $sim.observations } | ConvertTo-Json -Depth 6 | Set-Content (Join-Path $LabResults 'simulated.observations.json') }
+$summary | ConvertTo-Json -Depth 6 | Set-Content (Join-Path $ResultsDir 'lab.summary.json')
+Remove-Item $Share -Recurse -Force -ErrorAction Ignore
+Remove-Item $LabEnv -Force -ErrorAction Ignore
+Write-Host ("lab: {0} passed, {1} failed" -f $summary.passed, $summary.failed)
+exit ([int]($summary.failed -gt 0))
