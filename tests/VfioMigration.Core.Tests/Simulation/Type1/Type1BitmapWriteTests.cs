@@ -8,9 +8,9 @@ namespace VfioMigration.Core.Tests.Simulation.Type1;
 /// <summary>How the kernel writes the user's bitmap (update_user_bitmap; uapi.md c.4).</summary>
 public class Type1BitmapWriteTests
 {
-    private static ulong Word(Native.NativeBuffer b, int index) => BitConverter.ToUInt64(b.Span.Slice(index * 8, 8));
+    private static ulong Word(VfioMigration.Core.Native.NativeBuffer b, int index) => BitConverter.ToUInt64(b.Span.Slice(index * 8, 8));
 
-    private static void Fill(Native.NativeBuffer b, byte value) => b.Span.Fill(value);
+    private static void Fill(VfioMigration.Core.Native.NativeBuffer b, byte value) => b.Span.Fill(value);
 
     [Fact]
     public void BitsAreRelativeToTheRequestIovaNotAbsolute()
