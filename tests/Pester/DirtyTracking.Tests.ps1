@@ -240,3 +240,48 @@ Describe 'Get-VfioDevice' {
         $e[0].CategoryInfo.Category | Should -Be 'ResourceBusy'
     }
 }
+
+Describe 'Edges a user hits' {
+    BeforeEach { Connect-VfioHost -Simulated | Out-Null }
+
+    It 'without -Size reads up to the highest mapping, and says so when -Iova is above it' {
+        $c = New-LabGuest
+        $c | Start-DirtyTracking
+        (Get-DirtyBitmap -Iova 0x10300000).Size | Should -Be 1MB
+        Get-DirtyBitmap -Iova 0x20000000 -ErrorVariable e -ErrorAction SilentlyContinue | Out-Null
+        $e[0].FullyQualifiedErrorId | Should -Be 'NoMappings,VfioMigration.Commands.GetDirtyBitmapCommand'
+        "$($e[0])" | Should -Match 'no mapping at or above 0x20000000'
+    }
+
+    It 'names a missing backing file' {
+        $null = New-VfioContainer -Group 2
+        New-VfioDmaMapping 0x1000000 1MB -Path (Join-Path $TestDrive 'nope.ram') -ErrorVariable e -ErrorAction SilentlyContinue | Out-Null
+        $e[0].FullyQualifiedErrorId | Should -Be 'BackingFileNotFound,VfioMigration.Commands.NewVfioDmaMappingCommand'
+    }
+
+    It 'maps a file as guest memory' {
+        $null = New-VfioContainer -Group 2
+        $file = Join-Path $TestDrive 'guest.ram'
+        [System.IO.File]::WriteAllBytes($file, [byte[]]::new(2MB))
+        $m = New-VfioDmaMapping 0x1000000 2MB -Path $file
+        $m.Backing | Should -Be 'File'
+        $m.File | Should -Be $file
+    }
+
+    It 'says which container of the session already holds a group' {
+        $null = New-VfioContainer -Group 7
+        New-VfioContainer -Group 7, 2 -ErrorVariable e -ErrorAction SilentlyContinue | Out-Null
+        $e[0].FullyQualifiedErrorId | Should -Be 'GroupInUse,VfioMigration.Commands.NewVfioContainerCommand'
+        "$($e[0])" | Should -Match 'container 1 of this session'
+        { New-VfioContainer -Group 7 -ErrorAction Stop } | Should -Throw
+        try { New-VfioContainer -Group 7 -ErrorAction SilentlyContinue } catch { $_.FullyQualifiedErrorId | Should -Be 'NoGroupAttached,VfioMigration.Commands.NewVfioContainerCommand' }
+    }
+
+    It 'returns the exported file as Get-Item does' {
+        $c = New-LabGuest
+        $c | Start-DirtyTracking
+        $f = Get-DirtyBitmap | Export-DirtyBitmap -Path (Join-Path $TestDrive 'x.json') -PassThru
+        $f.PSProvider.Name | Should -Be 'FileSystem'
+        $f.Length | Should -BeGreaterThan 0
+    }
+}

@@ -39,7 +39,7 @@ internal sealed class GuestMemory : IDisposable
     public static GuestMemory FromFile(string path, ulong size)
     {
         var info = new FileInfo(path);
-        if (!info.Exists) throw new FileNotFoundException($"The backing file '{path}' does not exist.", path);
+        if (!info.Exists) throw new VfioRuleException("BackingFileNotFound", $"the backing file '{path}' does not exist; create it first (for example: truncate -s <size> {path}).");
         if ((ulong)info.Length < size)
             throw new VfioRuleException("BackingFileTooSmall", $"the backing file '{path}' has {info.Length} bytes, fewer than the {size} to map.");
         var file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.ReadWrite);

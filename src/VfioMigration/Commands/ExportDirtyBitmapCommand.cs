@@ -52,7 +52,8 @@ public sealed class ExportDirtyBitmapCommand : VfioCmdlet
         try
         {
             DirtyBitmapFile.Write(InputObject, path);
-            if (PassThru) WriteObject(new FileInfo(path));
+            // Through the provider, so the object carries PowerShell's file members and formats as Get-Item's.
+            if (PassThru) WriteObject(InvokeProvider.Item.Get(path), enumerateCollection: true);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

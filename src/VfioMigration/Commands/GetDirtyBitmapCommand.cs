@@ -49,12 +49,24 @@ public sealed class GetDirtyBitmapCommand : ContainerCmdlet
         {
             var maps = c.Mappings;
             ulong iova = Iova ?? (maps.Count > 0 ? maps[0].Iova.Value : 0);
-            ulong size = Size ?? (maps.Count > 0 ? maps.Max(m => m.End.Value) - iova : 0);
-            if (size == 0 && Size is null)
+            ulong size;
+            if (Size is { } given)
             {
-                WriteError(RuleError($"Container {c.Id} has no DMA mappings, so there is nothing to read; give -Iova and -Size, or map memory first.",
-                    "NoMappings", ErrorCategory.InvalidOperation, c));
-                continue;
+                size = given;
+            }
+            else
+            {
+                // Without -Size, up to the end of the highest mapping: there must be one above -Iova.
+                ulong end = maps.Count > 0 ? maps.Max(m => m.End.Value) : 0;
+                if (end <= iova)
+                {
+                    WriteError(RuleError(maps.Count == 0
+                            ? $"Container {c.Id} has no DMA mappings, so there is nothing to read; map memory first, or give -Iova and -Size."
+                            : $"Container {c.Id} has no mapping at or above 0x{iova:x} (its mappings end at 0x{end:x}); give -Size, or a lower -Iova.",
+                        "NoMappings", ErrorCategory.InvalidArgument, c));
+                    continue;
+                }
+                size = end - iova;
             }
             var progress = new ProgressRecord(1, "Get-DirtyBitmap", $"container {c.Id}: 0x{iova:x}+0x{size:x}");
             try

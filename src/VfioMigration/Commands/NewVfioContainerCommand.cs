@@ -90,6 +90,14 @@ public sealed class NewVfioContainerCommand : VfioCmdlet
         {
             foreach (int number in groups)
             {
+                // This session already holding the group is not "another process": say which container.
+                var holder = VfioSession.Containers.FirstOrDefault(x => x.Groups.Any(g => g.Number == number));
+                if (holder is not null)
+                {
+                    WriteError(RuleError($"Group {number} is already in container {holder.Id} of this session; a group belongs to one container (Remove-VfioContainer {holder.Id} frees it).",
+                        "GroupInUse", ErrorCategory.ResourceBusy, number));
+                    continue;
+                }
                 try
                 {
                     container.Attach(number);
@@ -103,7 +111,7 @@ public sealed class NewVfioContainerCommand : VfioCmdlet
             {
                 container.Dispose();
                 ThrowTerminatingError(RuleError($"No group could be attached ({string.Join(", ", groups)}); see the errors above.",
-                    ErrorIds.GroupNotFound, ErrorCategory.ResourceUnavailable, groups));
+                    ErrorIds.NoGroupAttached, ErrorCategory.ResourceUnavailable, groups));
                 return;
             }
             container.SetIommu((uint)IommuType);

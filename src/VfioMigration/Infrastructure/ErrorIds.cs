@@ -11,6 +11,7 @@ public static class ErrorIds
     public const string GroupNotFound = "GroupNotFound";
     public const string DeviceNotFound = "DeviceNotFound";
     public const string ContainerNotFound = "ContainerNotFound";
+    public const string NoGroupAttached = "NoGroupAttached";
     public const string ContainerAmbiguous = "ContainerAmbiguous";
     public const string SyscallFailed = "SyscallFailed";
     public const string OpenFailed = "OpenFailed";
