@@ -33,6 +33,10 @@
         'Export-DirtyBitmap'
         'Import-DirtyBitmap'
         'Compare-DirtyBitmap'
+        'Get-VfioMigrationState'
+        'Set-VfioMigrationState'
+        'Get-VfioMigrationInfo'
+        'Reset-VfioDevice'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

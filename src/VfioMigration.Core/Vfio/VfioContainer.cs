@@ -20,6 +20,7 @@ public sealed class VfioContainer : IDisposable
 
     private readonly List<VfioGroupHandle> _groups = new();
     private readonly List<DmaMapping> _mappings = new();
+    private readonly Dictionary<string, VfioDevice> _devices = new(StringComparer.OrdinalIgnoreCase);
     // The mappings as (iova, size), in IOVA order: what each dirty-bitmap query plans with, kept ready
     // so a repeated query allocates nothing for it.
     private readonly List<(ulong Iova, ulong Size)> _ranges = new();
@@ -128,7 +129,31 @@ public sealed class VfioContainer : IDisposable
         }
     }
 
-    /// <summary>Opens a device of one of the container's groups (VFIO_GROUP_GET_DEVICE_FD).</summary>
+    /// <summary>
+    /// The container's open descriptor of a device, opened on first use and kept until the container
+    /// closes: a device's migration state and data sessions live as long as its descriptor.
+    /// </summary>
+    public VfioDevice GetDevice(string name)
+    {
+        lock (_lock)
+        {
+            if (_devices.TryGetValue(name, out var open)) return open;
+            var device = OpenDevice(name);
+            _devices[device.Name] = device;
+            return device;
+        }
+    }
+
+    /// <summary>The devices the container holds open (see <see cref="GetDevice"/>).</summary>
+    public IReadOnlyList<VfioDevice> Devices { get { lock (_lock) return _devices.Values.ToArray(); } }
+
+    /// <summary>True if a device of one of the container's groups has this name.</summary>
+    public bool HoldsDevice(string name)
+    {
+        lock (_lock) return _groups.Any(g => g.Info.Devices.Any(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase)));
+    }
+
+    /// <summary>Opens a new descriptor of a device of one of the container's groups (VFIO_GROUP_GET_DEVICE_FD); the caller disposes it.</summary>
     public VfioDevice OpenDevice(string name)
     {
         ThrowIfClosed();
@@ -414,6 +439,9 @@ public sealed class VfioContainer : IDisposable
             }
             _mappings.Clear();
             _ranges.Clear();
+            // Devices first: a group with open devices cannot leave its container (EBUSY).
+            foreach (var d in _devices.Values) d.Dispose();
+            _devices.Clear();
             foreach (var g in _groups)
             {
                 g.UnsetContainer();

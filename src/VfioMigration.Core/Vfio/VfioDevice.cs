@@ -189,7 +189,20 @@ public sealed class VfioDevice : IDisposable
     public bool ProbeFeature(uint feature, uint getOrSet) =>
         TryFeature(feature, getOrSet | VfioConstants.VFIO_DEVICE_FEATURE_PROBE, Span<byte>.Empty) == 0;
 
-    public void Dispose() => Fd.Dispose();
+    private Migration.MigrationSupport? _migration;
+
+    /// <summary>What migration the device supports (probed once: FEATURE MIGRATION, else the v1 region).</summary>
+    public Migration.MigrationSupport Migration => _migration ??= VfioMigration.Core.Migration.MigrationSupport.Probe(this);
+
+    /// <summary>The open migration data session (v2 data fd), if an arc opened one and no arc has ended it.</summary>
+    public SafeFd? DataFd { get; internal set; }
+
+    public void Dispose()
+    {
+        DataFd?.Dispose();
+        DataFd = null;
+        Fd.Dispose();
+    }
 
     public override string ToString() => Name;
 }
