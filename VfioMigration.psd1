@@ -37,6 +37,8 @@
         'Set-VfioMigrationState'
         'Get-VfioMigrationInfo'
         'Reset-VfioDevice'
+        'Save-VfioDeviceState'
+        'Restore-VfioDeviceState'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

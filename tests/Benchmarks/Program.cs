@@ -19,6 +19,7 @@ public static class Program
         string which = args.Length > 0 ? args[0] : "all";
         if (which is "all" or "P1") P1();
         if (which is "all" or "P2" or "P3") Type1Benchmarks.Run(which);
+        if (which is "all" or "P4") StateBenchmarks.P4();
         return 0;
     }
 

@@ -162,8 +162,8 @@ public sealed class VfioContainer : IDisposable
             var group = _groups.FirstOrDefault(g => g.Info.Devices.Any(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase)))
                 ?? throw new VfioRuleException("DeviceNotInContainer", $"device '{name}' is in none of the groups of container {Id} ({string.Join(", ", _groups.Select(g => g.Number))}).");
             if (IommuType == 0) throw new VfioRuleException("IommuNotSet", $"container {Id} has no IOMMU type yet; the kernel opens devices only after it is set.");
-            string exact = group.Info.Devices.First(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase)).Name;
-            return new VfioDevice(Host, exact, group.OpenDevice(exact));
+            var sysfs = group.Info.Devices.First(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase));
+            return new VfioDevice(Host, sysfs.Name, group.OpenDevice(sysfs.Name), sysfs);
         }
     }
 

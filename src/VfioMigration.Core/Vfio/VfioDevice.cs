@@ -70,12 +70,27 @@ public sealed class VfioDevice : IDisposable
     private static readonly string[] s_pciRegionNames = { "BAR0", "BAR1", "BAR2", "BAR3", "BAR4", "BAR5", "ROM", "Config", "VGA" };
     private static readonly string[] s_pciIrqNames = { "INTx", "MSI", "MSI-X", "ERR", "REQ" };
 
-    internal VfioDevice(VfioHost host, string name, SafeFd fd)
+    internal VfioDevice(VfioHost host, string name, SafeFd fd, Discovery.VfioGroupDevice sysfs)
     {
         Host = host;
         Name = name;
         Fd = fd;
+        Sysfs = sysfs;
     }
+
+    /// <summary>What sysfs says about the device (bus, ids, driver, mdev type).</summary>
+    public Discovery.VfioGroupDevice Sysfs { get; }
+
+    /// <summary>What a state file records of the device, and what a destination must match.</summary>
+    public Migration.DeviceIdentity Identity => new()
+    {
+        Name = Name,
+        Protocol = Migration.Protocol,
+        Bus = Sysfs.Bus,
+        Model = Sysfs.VendorId is { } v ? $"{v:x4}:{Sysfs.DeviceId ?? 0:x4}" : Sysfs.MdevType ?? "unknown",
+        Driver = Sysfs.Driver ?? "none",
+        Host = Host.Description,
+    };
 
     public VfioHost Host { get; }
 

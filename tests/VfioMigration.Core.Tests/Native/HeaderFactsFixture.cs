@@ -4,7 +4,7 @@ using System.Linq;
 using System.Threading;
 using Xunit;
 
-namespace VfioMigration.Core.Tests.Native;
+namespace VfioMigration.Core.Tests.NativeLayer;
 
 /// <summary>
 /// Compiles and runs the header program once for every test that needs it. A missing gcc or header

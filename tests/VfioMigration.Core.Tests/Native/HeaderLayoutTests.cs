@@ -4,7 +4,7 @@ using System.Linq;
 using VfioMigration.Core.Native;
 using Xunit;
 
-namespace VfioMigration.Core.Tests.Native;
+namespace VfioMigration.Core.Tests.NativeLayer;
 
 /// <summary>
 /// Every ioctl number, struct size, field offset and constant of Native/ against what gcc reports for

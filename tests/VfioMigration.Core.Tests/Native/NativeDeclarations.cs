@@ -6,7 +6,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using VfioMigration.Core.Native;
 
-namespace VfioMigration.Core.Tests.Native;
+namespace VfioMigration.Core.Tests.NativeLayer;
 
 /// <summary>How a field is represented: an integer of some signedness, or a nested struct.</summary>
 public enum FieldKind

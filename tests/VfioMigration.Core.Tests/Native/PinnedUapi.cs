@@ -1,7 +1,7 @@
 using System.Collections.Generic;
 using System.Linq;
 
-namespace VfioMigration.Core.Tests.Native;
+namespace VfioMigration.Core.Tests.NativeLayer;
 
 /// <summary>
 /// A literal value of the kernel's UAPI, transcribed from /work/shared/reference/uapi.md (section in

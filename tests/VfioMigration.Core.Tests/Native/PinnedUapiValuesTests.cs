@@ -3,7 +3,7 @@ using System.Linq;
 using VfioMigration.Core.Native;
 using Xunit;
 
-namespace VfioMigration.Core.Tests.Native;
+namespace VfioMigration.Core.Tests.NativeLayer;
 
 /// <summary>
 /// The UAPI values the installed 6.1 header cannot confirm (6.2 additions, 5.8 names, kernel-internal

@@ -2,7 +2,7 @@ using System.Linq;
 using VfioMigration.Core.Native;
 using Xunit;
 
-namespace VfioMigration.Core.Tests.Native;
+namespace VfioMigration.Core.Tests.NativeLayer;
 
 /// <summary>
 /// The v1 migration region's device_state rules (uapi.md a.4): RESUMING may not be combined with
