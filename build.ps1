@@ -240,7 +240,7 @@ function Task-LabTest {
     Write-Step 'LabTest: the conformance suite on a real kernel (QEMU) against the simulated twin'
     # A child pwsh: the lab imports the module this build has just written. The module is built already.
     $rc = Invoke-ChildPwsh (Join-Path $Root 'tests/lab/Invoke-Lab.ps1') @('-RepoRoot', $Root, '-SkipModuleBuild')
-    if ($rc -ne 0) { throw "the lab failed (exit $rc): see TestResults/lab.summary.json and the 'lab failures' above" }
+    if ($rc -ne 0) { throw "the lab failed (exit $rc): see the DIFF lines and 'lab failures' above, and TestResults/lab.summary.json" }
 }
 
 function Task-Clean {
