@@ -125,7 +125,7 @@ function Invoke-ModuleBuild {
 
 function Invoke-LabBuild {
     Write-Step "lab build (cache $Cache)"
-    $null = New-Item -ItemType Directory -Force $Cache
+    # build-lab.sh creates the cache itself, and says so when it cannot.
     $sw = [Diagnostics.Stopwatch]::StartNew()
     $reason = $null
     & bash (Join-Path $LabScripts 'build-lab.sh') --cache $Cache --out $LabEnv 2>&1 | ForEach-Object {

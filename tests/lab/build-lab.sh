@@ -14,6 +14,10 @@
 #   ENV_FILE receives KREL=, KERNEL=, INITRD= (shell syntax) for run-vm.sh.
 # Prints 'LABTIME <step> <seconds>' lines; exits non-zero with 'LAB BUILD FAILED: <reason>' on any failure.
 set -euo pipefail
+fail() { echo "LAB BUILD FAILED: $*" >&2; exit 1; }
+# Any other command that fails under set -e still names itself, so the lab never fails without a reason.
+set -E
+trap 'fail "command failed with status $? at build-lab.sh line $LINENO: $BASH_COMMAND"' ERR
 
 CACHE="${VFIOLAB_CACHE:-/var/tmp/vfiomigration-lab}"
 OUT_ENV=""
@@ -40,10 +44,6 @@ GUEST_MODULES=(vfio vfio_iommu_type1 vfio-pci mdev 9pnet_virtio 9p overlay mtty)
 export PATH="$PATH:/usr/sbin:/sbin"
 export LC_ALL=C DEBIAN_FRONTEND=noninteractive
 
-fail() { echo "LAB BUILD FAILED: $*" >&2; exit 1; }
-# Any other command that fails under set -e still names itself, so the lab never fails without a reason.
-set -E
-trap 'fail "command failed with status $? at build-lab.sh line $LINENO: $BASH_COMMAND"' ERR
 now() { date +%s.%N; }
 step_start=0
 begin() { step_start=$(now); echo "==> lab build: $1"; }
