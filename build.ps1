@@ -17,6 +17,11 @@
       Demo      the README's main job: a walk through the module
       Bench     the benchmarks of docs/performance.md (P1 bitmap scan beside C, P2 ioctls per query,
                 P3 bytes per query, P5 Import-Module time)
+      LabTest   Build, then the QEMU lab (tests/lab/Invoke-Lab.ps1, docs/lab.md): the conformance suite in a
+                real Linux 6.12 guest compared step by step with the simulated twin; fails on any
+                difference and when the lab cannot be built or booted. Needs Debian 12, root, QEMU (apt
+                installs it) and 2-3 minutes; the result is TestResults/lab.summary.json. Not part of Test.
+                VFIOLAB_CACHE moves the lab's cache; VFIOLAB_INJECT_DIFFERENCE=1 must make it fail.
       Clean     removes build output
 
 .EXAMPLE
@@ -24,7 +29,7 @@
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Restore', 'Build', 'Docs', 'Test', 'Package', 'Demo', 'Bench', 'Clean')]
+    [ValidateSet('Restore', 'Build', 'Docs', 'Test', 'Package', 'Demo', 'Bench', 'LabTest', 'Clean')]
     [string[]] $Task = @('Build'),
 
     [ValidateSet('Debug', 'Release')]
@@ -228,6 +233,14 @@ function Task-Bench {
     }
     $sorted = $times | Sort-Object
     Write-Host ('P5: Import-Module VfioMigration in a fresh pwsh: best {0:0} ms, median {1:0} ms (7 runs)' -f $sorted[0], $sorted[3])
+}
+
+function Task-LabTest {
+    Invoke-Task Build
+    Write-Step 'LabTest: the conformance suite on a real kernel (QEMU) against the simulated twin'
+    # A child pwsh: the lab imports the module this build has just written. The module is built already.
+    $rc = Invoke-ChildPwsh (Join-Path $Root 'tests/lab/Invoke-Lab.ps1') @('-RepoRoot', $Root, '-SkipModuleBuild')
+    if ($rc -ne 0) { throw "the lab failed (exit $rc): see the DIFF lines and 'lab failures' above, and TestResults/lab.summary.json" }
 }
 
 function Task-Clean {

@@ -14,9 +14,14 @@
        ConformanceRunner.Compare; prints every difference with both answers, and what is not compared.
     5. Writes <RepoRoot>/TestResults/lab.summary.json (passed/failed: one count per compared step, plus
        one failure per build/boot problem) and the raw files under TestResults/lab/; exits 1 on any
-       difference or failure. A lab that cannot be built fails with the reason: it never skips.
+       difference or failure. A lab that cannot be built or booted fails with the reason: it never skips.
+       The summary is written whatever happens, also when the module, the lab or the VM failed.
 .EXAMPLE
     dotnet tool restore; dotnet pwsh tests/lab/Invoke-Lab.ps1 -RepoRoot .
+.EXAMPLE
+    VFIOLAB_INJECT_DIFFERENCE=1 dotnet pwsh tests/lab/Invoke-Lab.ps1 -RepoRoot .
+    The differential's own test: the simulated twin is made to answer one step differently (through
+    SimFaults), so the run must fail and print both answers.
 #>
 [CmdletBinding()]
 param(
@@ -28,7 +33,11 @@ param(
     # The VM's whole life: boot, suite, checks, power-off. TCG varies 2-3x between runs (lab.md section 4).
     [int] $TimeoutSeconds = 600,
 
-    [switch] $SkipModuleBuild
+    [switch] $SkipModuleBuild,
+
+    # The differential's self-test: the simulated twin answers EIO to its first VFIO_GET_API_VERSION
+    # (SimFaults), where both kernels answer 0, so the run must report exactly that difference and fail.
+    [switch] $InjectDifference = ($env:VFIOLAB_INJECT_DIFFERENCE -eq '1')
 )
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 3.0
@@ -37,7 +46,10 @@ $env:DOTNET_NOLOGO = '1'
 $env:DOTNET_SKIP_FIRST_TIME_EXPERIENCE = '1'
 $env:POWERSHELL_UPDATECHECK = 'Off'
 
-$RepoRoot = (Resolve-Path $RepoRoot).Path
+# A repository root that does not exist still gets its summary (under the path as given) and a reason.
+$RepoRootProblem = $null
+if (Test-Path -LiteralPath $RepoRoot -PathType Container) { $RepoRoot = (Resolve-Path -LiteralPath $RepoRoot).Path }
+else { $RepoRootProblem = "the repository root $RepoRoot does not exist" }
 $LabScripts = Join-Path $RepoRoot 'tests/lab'
 $ResultsDir = Join-Path $RepoRoot 'TestResults'
 $LabResults = Join-Path $ResultsDir 'lab'
@@ -63,6 +75,7 @@ $summary = [ordered]@{
     failed      = 0
     skipped     = 0
     kernel      = $null
+    injected    = $null
     differences = @()
     failures    = @()
     notCompared = @()
@@ -112,7 +125,7 @@ function Invoke-ModuleBuild {
 
 function Invoke-LabBuild {
     Write-Step "lab build (cache $Cache)"
-    $null = New-Item -ItemType Directory -Force $Cache
+    # build-lab.sh creates the cache itself, and says so when it cannot.
     $sw = [Diagnostics.Stopwatch]::StartNew()
     $reason = $null
     & bash (Join-Path $LabScripts 'build-lab.sh') --cache $Cache --out $LabEnv 2>&1 | ForEach-Object {
@@ -154,7 +167,11 @@ function Invoke-LabVm {
     $rc = $LASTEXITCODE
     Set-Timing 'vm_total' $sw.Elapsed.TotalSeconds
     if ($rc -eq 124 -or $rc -eq 137) { Add-Failure "the VM did not power off within $TimeoutSeconds s (serial log: $SerialLog)" }
-    elseif ($rc -ne 0) { Add-Failure "QEMU exited with status $rc (serial log: $SerialLog)" }
+    elseif ($rc -ne 0) {
+        # The console's last line says why (QEMU's own error, or timeout's when QEMU cannot be started).
+        $last = if (Test-Path $SerialLog) { Get-Content $SerialLog | Where-Object { $_.Trim() } | Select-Object -Last 1 }
+        Add-Failure "QEMU exited with status $rc$(if ($last) { ": $($last.Trim())" }) (serial log: $SerialLog)"
+    }
 
     foreach ($f in 'guest-result.json', 'init-timings.env', 'guest-timings.env', 'lab-pester.summary.json', 'lab-pester.junit.xml') {
         if (Test-Path (Join-Path $Share $f)) { Copy-Item (Join-Path $Share $f) $LabResults -Force }
@@ -193,6 +210,13 @@ function Invoke-SimulatedTwin {
     Write-Step 'the same suite against the simulated twin (SimTopologies.Lab)'
     $sw = [Diagnostics.Stopwatch]::StartNew()
     $kernel = [VfioMigration.Core.Simulation.SimulatedKernel]::new([VfioMigration.Core.Simulation.SimTopologies]::Lab())
+    if ($InjectDifference) {
+        # One answer changed on the simulated side only: the first step of the first scenario ('container'
+        # VFIO_GET_API_VERSION, 0 on every kernel) fails with EIO. Nothing else moves: no later step reads it.
+        $kernel.Faults.FailIoctl('VFIO_GET_API_VERSION', 1, [VfioMigration.Core.Native.Errno]::EIO)
+        $summary.injected = 'the simulated twin answers EIO to its first VFIO_GET_API_VERSION (VFIOLAB_INJECT_DIFFERENCE=1 / -InjectDifference)'
+        Write-Host "INJECTED DIFFERENCE: $($summary.injected); this run must fail" -ForegroundColor Yellow
+    }
     $target = New-LabTarget -Kernel $kernel -IommuGroup $SimIommuGroup -IommuDevice $SimIommuDevice `
         -MdevGroup $SimMdevGroup -MdevDevice ([VfioMigration.Core.Simulation.SimTopologies]::LabMttyUuid)
     $observations = @(Invoke-LabConformance -Target $target)
@@ -237,49 +261,65 @@ function Write-NotCompared($simTarget) {
 }
 
 # ---------------------------------------------------------------------------------------------------
+# Every outcome ends in the finally block: the summary file, the failures with their reasons, exit 1 on
+# any failure or difference.
 $real = $null
 $sim = $null
 try {
-    if (-not $SkipModuleBuild) { Invoke-ModuleBuild }
-    $moduleManifest = Join-Path $RepoRoot 'module/VfioMigration.psd1'
-    if (-not (Test-Path $moduleManifest)) { throw "$moduleManifest is missing: run build.ps1 -Task Build (or drop -SkipModuleBuild)" }
-    Import-Module $moduleManifest
-    . (Join-Path $LabScripts 'LabConformance.ps1')
+    try {
+        if ($RepoRootProblem) { throw $RepoRootProblem }
+        if (-not $SkipModuleBuild) { Invoke-ModuleBuild }
+        $moduleManifest = Join-Path $RepoRoot 'module/VfioMigration.psd1'
+        if (-not (Test-Path $moduleManifest)) { throw "$moduleManifest is missing: run build.ps1 -Task Build (or drop -SkipModuleBuild)" }
+        Import-Module $moduleManifest
+        . (Join-Path $LabScripts 'LabConformance.ps1')
 
-    Invoke-LabBuild
-    $real = Invoke-LabVm
-}
-catch {
-    Add-Failure $_.Exception.Message
-}
-
-try {
-    if (Get-Command New-LabTarget -ErrorAction Ignore) {
-        $sim = Invoke-SimulatedTwin
-        if ($real -and @($real.observations).Count) { Compare-LabRuns $real $sim }
-        elseif ($real) { Add-Failure 'the guest recorded no observations' }
+        Invoke-LabBuild
+        $real = Invoke-LabVm
     }
+    catch {
+        Add-Failure $_.Exception.Message
+    }
+
+    try {
+        if (Get-Command New-LabTarget -ErrorAction Ignore) {
+            $sim = Invoke-SimulatedTwin
+            if ($real -and @($real.observations).Count) { Compare-LabRuns $real $sim }
+            elseif ($real) { Add-Failure 'the guest recorded no observations' }
+        }
+    }
+    catch {
+        Add-Failure "simulated run or comparison: $($_.Exception.Message)"
+    }
+    Write-NotCompared $(if ($sim) { $sim.target } else { $null })
 }
 catch {
-    Add-Failure "simulated run or comparison: $($_.Exception.Message)"
+    Add-Failure "lab driver: $($_.Exception.Message)"
 }
-Write-NotCompared $(if ($sim) { $sim.target } else { $null })
-
-Set-Timing 'total' $wall.Elapsed.TotalSeconds
-$summary.failed += $summary.failures.Count
-Write-Host ''
-Write-Host "lab kernel: $(if ($summary.kernel) { $summary.kernel } else { '(none)' }) (QEMU TCG)"
-Write-Host 'lab timings (s):'
-foreach ($k in $summary.timings.Keys) { Write-Host ("  {0,-32} {1,7:N1}" -f $k, $summary.timings[$k]) }
-if ($summary.failures.Count) {
-    Write-Host 'lab failures:' -ForegroundColor Red
-    foreach ($f in $summary.failures) { Write-Host "  $f" -ForegroundColor Red }
+finally {
+    Set-Timing 'total' $wall.Elapsed.TotalSeconds
+    $summary.failed += $summary.failures.Count
+    Write-Host ''
+    Write-Host "lab kernel: $(if ($summary.kernel) { $summary.kernel } else { '(none)' }) (QEMU TCG)"
+    Write-Host 'lab timings (s):'
+    foreach ($k in $summary.timings.Keys) { Write-Host ("  {0,-32} {1,7:N1}" -f $k, $summary.timings[$k]) }
+    if ($summary.injected) { Write-Host "injected: $($summary.injected)" -ForegroundColor Yellow }
+    if ($summary.failures.Count) {
+        Write-Host 'lab failures:' -ForegroundColor Red
+        foreach ($f in $summary.failures) { Write-Host "  $f" -ForegroundColor Red }
+    }
+    try {
+        $null = New-Item -ItemType Directory -Force $ResultsDir, $LabResults
+        if ($real) { $real | ConvertTo-Json -Depth 6 | Set-Content (Join-Path $LabResults 'real.observations.json') }
+        if ($sim) { @{ observations = $sim.observations } | ConvertTo-Json -Depth 6 | Set-Content (Join-Path $LabResults 'simulated.observations.json') }
+        $summary | ConvertTo-Json -Depth 6 | Set-Content (Join-Path $ResultsDir 'lab.summary.json')
+    }
+    catch {
+        Write-Host "LAB FAILURE: could not write $ResultsDir/lab.summary.json: $($_.Exception.Message)" -ForegroundColor Red
+        $summary.failed += 1
+    }
+    Remove-Item $Share -Recurse -Force -ErrorAction Ignore
+    Remove-Item $LabEnv -Force -ErrorAction Ignore
+    Write-Host ("lab: {0} passed, {1} failed" -f $summary.passed, $summary.failed)
 }
-$null = New-Item -ItemType Directory -Force $ResultsDir, $LabResults
-if ($real) { $real | ConvertTo-Json -Depth 6 | Set-Content (Join-Path $LabResults 'real.observations.json') }
-if ($sim) { @{ observations = $sim.observations } | ConvertTo-Json -Depth 6 | Set-Content (Join-Path $LabResults 'simulated.observations.json') }
-$summary | ConvertTo-Json -Depth 6 | Set-Content (Join-Path $ResultsDir 'lab.summary.json')
-Remove-Item $Share -Recurse -Force -ErrorAction Ignore
-Remove-Item $LabEnv -Force -ErrorAction Ignore
-Write-Host ("lab: {0} passed, {1} failed" -f $summary.passed, $summary.failed)
 exit ([int]($summary.failed -gt 0))

@@ -14,6 +14,10 @@
 #   ENV_FILE receives KREL=, KERNEL=, INITRD= (shell syntax) for run-vm.sh.
 # Prints 'LABTIME <step> <seconds>' lines; exits non-zero with 'LAB BUILD FAILED: <reason>' on any failure.
 set -euo pipefail
+fail() { echo "LAB BUILD FAILED: $*" >&2; exit 1; }
+# Any other command that fails under set -e still names itself, so the lab never fails without a reason.
+set -E
+trap 'fail "command failed with status $? at build-lab.sh line $LINENO: $BASH_COMMAND"' ERR
 
 CACHE="${VFIOLAB_CACHE:-/var/tmp/vfiomigration-lab}"
 OUT_ENV=""
@@ -40,7 +44,6 @@ GUEST_MODULES=(vfio vfio_iommu_type1 vfio-pci mdev 9pnet_virtio 9p overlay mtty)
 export PATH="$PATH:/usr/sbin:/sbin"
 export LC_ALL=C DEBIAN_FRONTEND=noninteractive
 
-fail() { echo "LAB BUILD FAILED: $*" >&2; exit 1; }
 now() { date +%s.%N; }
 step_start=0
 begin() { step_start=$(now); echo "==> lab build: $1"; }
@@ -164,7 +167,7 @@ if [ $need_tree = 1 ] || [ $need_source = 1 ]; then
         set +o pipefail
         dpkg-deb --fsys-tarfile "$DEBS/${SOURCE_PKG}_"*.deb 2>/dev/null \
             | tar -xO ./usr/src/linux-source-6.12.tar.xz 2>/dev/null \
-            | tar -xJO --occurrence=1 linux-source-6.12/samples/vfio-mdev/mtty.c > "$WORK/mtty/mtty.c.part"
+            | tar -xJO --occurrence=1 linux-source-6.12/samples/vfio-mdev/mtty.c > "$WORK/mtty/mtty.c.part" || true
         set -o pipefail
         grep -q 'mtty_dev_init' "$WORK/mtty/mtty.c.part" 2>/dev/null || fail "could not take samples/vfio-mdev/mtty.c out of $SOURCE_PKG"
         mv "$WORK/mtty/mtty.c.part" "$WORK/mtty/mtty.c"
