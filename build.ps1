@@ -12,7 +12,8 @@
       Build     publishes the assemblies into module/ and writes module/VfioMigration.psd1
       Docs      generates the MAML help (module/en-US/VfioMigration.dll-Help.xml) from docs/*.md and
                 checks that docs and code agree on every cmdlet's parameters
-      Test      xunit (Core) and Pester (the module), one closing line 'total: N passed, N failed, N skipped'
+      Test      xunit (Core), Pester (the module) and the QEMU lab (LabTest), one closing line
+                'total: N passed, N failed, N skipped'
       Package   a self-contained, publishable copy of the module in out/VfioMigration
       Demo      the README's main job: a walk through the module
       Bench     the benchmarks of docs/performance.md (P1 bitmap scan beside C, P2 ioctls per query,
@@ -33,7 +34,10 @@ param(
     [string[]] $Task = @('Build'),
 
     [ValidateSet('Debug', 'Release')]
-    [string] $Configuration = 'Release'
+    [string] $Configuration = 'Release',
+
+    # For quick local iterations only: Test leaves out the QEMU lab and says so. CI never passes it.
+    [switch] $SkipLab
 )
 
 $ErrorActionPreference = 'Stop'
@@ -168,10 +172,21 @@ function Task-Test {
         $null = Invoke-ChildPwsh (Join-Path $Root 'tests/Invoke-PesterSuite.ps1') @(
             '-PesterModule', (Join-Path (Get-NuGetRoot) "pester/$PesterVersion/tools/Pester.psd1"),
             '-Path', (Join-Path $Root 'tests/Pester'), '-ResultsDir', $ResultsDir)
-        $p = Read-PesterCounts $pesterJson
+        $p = Read-SummaryCounts $pesterJson
         Write-Host ('pester: {0} passed, {1} failed, {2} skipped' -f $p.passed, $p.failed, $p.skipped)
 
-        foreach ($k in @('passed', 'failed', 'skipped')) { $summary[$k] = $x[$k] + $p[$k] }
+        $l = @{ passed = 0; failed = 0; skipped = 0 }
+        if ($SkipLab) {
+            Write-Host 'lab: left out (-SkipLab); the README test command and CI run it'
+        }
+        else {
+            Write-Step 'Test: the QEMU lab (the conformance suite on a real kernel against the simulated twin)'
+            $null = Invoke-ChildPwsh (Join-Path $Root 'tests/lab/Invoke-Lab.ps1') @('-RepoRoot', $Root, '-SkipModuleBuild')
+            $l = Read-SummaryCounts (Join-Path $ResultsDir 'lab.summary.json')
+            Write-Host ('lab: {0} passed, {1} failed' -f $l.passed, $l.failed)
+        }
+
+        foreach ($k in @('passed', 'failed', 'skipped')) { $summary[$k] = $x[$k] + $p[$k] + $l[$k] }
         if ($summary.failed -gt 0 -or $xunitExit -ne 0) { $exit = 1 }
     }
     catch {
@@ -197,7 +212,7 @@ function Read-TrxCounts([string] $trx, [int] $exitCode) {
     return $c
 }
 
-function Read-PesterCounts([string] $json) {
+function Read-SummaryCounts([string] $json) {
     if (-not (Test-Path $json)) { return @{ passed = 0; failed = 1; skipped = 0 } }
     $s = Get-Content $json -Raw | ConvertFrom-Json
     return @{ passed = [int]$s.passed; failed = [int]$s.failed; skipped = [int]$s.skipped }
