@@ -39,6 +39,8 @@
         'Reset-VfioDevice'
         'Save-VfioDeviceState'
         'Restore-VfioDeviceState'
+        'Start-VfioMigration'
+        'Test-VfioMigration'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -89,3 +89,52 @@ Describe 'v1 devices and migration figures' {
         $e[0].FullyQualifiedErrorId | Should -Be 'NoMigrationSupport,VfioMigration.Commands.GetVfioMigrationStateCommand'
     }
 }
+
+Describe 'Start-VfioMigration and Test-VfioMigration' {
+    BeforeEach { Connect-VfioHost -Simulated | Out-Null }
+
+    It 'migrates a vGPU to its twin with a report in query-migrate terms' {
+        $src = '8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a61'; $dst = '8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a62'
+        $null = New-VfioContainer -Device $src, $dst
+        $r = Start-VfioMigration $src $dst -Bandwidth 1GB -Confirm:$false
+        $r.Status | Should -Be 'Completed'
+        $r.Iterations | Should -BeGreaterThan 0
+        $r.PrecopyBytes | Should -BeGreaterThan 0
+        $r.StopCopyBytes | Should -BeGreaterThan 0
+        $r.Downtime | Should -BeLessOrEqual $r.TotalTime
+        (Get-VfioMigrationState $dst).State | Should -Be 'Running'
+        (Get-VfioMigrationState $src).State | Should -Be 'Stop'
+    }
+
+    It 'visibly fails to converge when the device outruns the link, and the source runs on' {
+        $nic = '0000:3b:00.1'
+        $null = New-VfioContainer -Device $nic
+        $file = Join-Path $TestDrive 'nic.state'
+        $r = Start-VfioMigration $nic -Path $file -MaxIterations 2 -Bandwidth 512MB -Confirm:$false -WarningVariable w -WarningAction SilentlyContinue
+        $r.Status | Should -Be 'NotConverged'
+        $r.Iterations | Should -Be 2
+        "$w" | Should -Match 'did not converge'
+        Test-Path $file | Should -BeFalse
+        (Get-VfioMigrationState $nic).State | Should -Be 'Running'
+    }
+
+    It 'reports incompatibilities with MessageIds, changing nothing' {
+        (Test-VfioMigration 8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a61 8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a62).IsCompatible | Should -BeTrue
+        $ids = (Test-VfioMigration 0000:00:02.0 8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a62).Incompatibilities.MessageId
+        $ids | Should -Contain 'NoMigrationSupport'
+        $ids | Should -Contain 'DestinationMismatch'
+        (Test-VfioMigration 0000:00:05.0).Incompatibilities.MessageId | Should -Be 'GroupBusy'
+        (Test-VfioMigration $Mtty).Incompatibilities | Should -BeNullOrEmpty
+        Get-VfioContainer | Should -BeNullOrEmpty -Because 'the check opens nothing it keeps'
+    }
+
+    It 'names NoDirtyTracking for a container whose IOMMU-backed device makes every page dirty' {
+        # The vGPU logs no DMA of its own, and the edu device beside it sits behind the IOMMU.
+        $null = New-VfioContainer -Group 2, 10
+        (Test-VfioMigration 8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a61).Incompatibilities.MessageId | Should -Contain 'NoDirtyTracking'
+        # mtty logs its DMA itself, so the same container does not stop it.
+        Remove-VfioContainer -Id 1
+        $null = New-VfioContainer -Group 2, 7
+        (Test-VfioMigration $Mtty).Incompatibilities.MessageId | Should -Not -Contain 'NoDirtyTracking'
+    }
+}

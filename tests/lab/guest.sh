@@ -60,6 +60,13 @@ mkdir -p "$ROOT/dev/shm" "$ROOT/dev/pts"
 mount -t tmpfs tmpfs "$ROOT/dev/shm"
 mount -t tmpfs tmpfs "$ROOT/run"
 mount -t tmpfs tmpfs "$ROOT/tmp"
+# A repository under /tmp or /run (CI may clone there) is hidden by the fresh tmpfs: show it at its own
+# path again, read-only from the host root, before the share (which may lie inside it) is bound.
+if [ ! -e "$ROOT$REPO/VfioMigration.psd1" ]; then
+    mkdir -p "$ROOT$REPO" 2>/dev/null
+    mount -o bind "/mnt/hostro$REPO" "$ROOT$REPO" || { note "cannot show the repository $REPO in the chroot"; exit 1; }
+    note "repository $REPO bound into the chroot (it lies under a fresh tmpfs there)"
+fi
 # The share appears at its host path, so the host and the guest name the same files alike.
 mkdir -p "$ROOT$SHARE"
 mount -o bind "$SHARE_DIR" "$ROOT$SHARE"

@@ -10,6 +10,9 @@ using VfioMigration.Core.Vfio;
 
 namespace VfioMigration.Core.Migration;
 
+/// <summary>Receives a chunk of a device's migration stream (a state file, a destination device).</summary>
+public delegate void ChunkSink(MigrationPhase phase, ReadOnlySpan<byte> data);
+
 /// <summary>Where a save or restore is, for Write-Progress.</summary>
 public readonly record struct StateTransferProgress(MigrationPhase Phase, ulong Moved, ulong? Pending);
 
@@ -152,7 +155,7 @@ public static class DeviceState
     /// A failed or cancelled save leaves the source running, as cancelling a QEMU migration does; the
     /// device state read back decides (a device in ERROR is left there for Reset-VfioDevice).
     /// </summary>
-    private static void BackToRunning(VfioDevice device)
+    internal static void BackToRunning(VfioDevice device)
     {
         try
         {
@@ -168,7 +171,19 @@ public static class DeviceState
 
     /// <summary>v2: reads the data fd until the device has no more data for now (0, or ENOMSG in pre-copy).</summary>
     private static void DrainV2(VfioDevice device, StateFile.Writer writer, MigrationPhase phase, byte[] buffer,
-        Action<StateTransferProgress>? progress, CancellationToken cancel, ulong budget = ulong.MaxValue)
+        Action<StateTransferProgress>? progress, CancellationToken cancel, ulong budget = ulong.MaxValue) =>
+        ReadV2(device, phase, (ph, data) =>
+        {
+            writer.WriteChunk(ph, data);
+            ulong? pending = ph == MigrationPhase.PreCopy ? Sum(PrecopyInfo(device)) : null;
+            progress?.Invoke(new StateTransferProgress(ph, writer.PreCopyBytes + writer.StopCopyBytes, pending));
+        }, buffer, cancel, budget);
+
+    /// <summary>
+    /// v2: reads the data fd into <paramref name="sink"/> until the device has no more data for now (0, or
+    /// ENOMSG in pre-copy) or <paramref name="budget"/> bytes were read. Returns the bytes read.
+    /// </summary>
+    internal static ulong ReadV2(VfioDevice device, MigrationPhase phase, ChunkSink sink, byte[] buffer, CancellationToken cancel, ulong budget = ulong.MaxValue)
     {
         var fd = device.DataFd ?? throw new VfioRuleException("NoDataSession", $"{device.Name} has no migration data session open.");
         ulong read = 0;
@@ -176,19 +191,18 @@ public static class DeviceState
         {
             cancel.ThrowIfCancellationRequested();
             long n = device.Host.TryRead(fd, buffer.AsSpan(0, (int)Math.Min((ulong)BufferSize, budget - read)));
-            if (n == 0 || n == -Errno.ENOMSG || n == -Errno.EAGAIN) return;
+            if (n == 0 || n == -Errno.ENOMSG || n == -Errno.EAGAIN) break;
             if (n < 0) throw new VfioNativeException("read", (int)-n, fd.Target, $"{phase} data");
-            writer.WriteChunk(phase, buffer.AsSpan(0, (int)n));
             read += (ulong)n;
-            ulong? pending = phase == MigrationPhase.PreCopy ? Sum(PrecopyInfo(device)) : null;
-            progress?.Invoke(new StateTransferProgress(phase, writer.PreCopyBytes + writer.StopCopyBytes, pending));
+            sink(phase, buffer.AsSpan(0, (int)n));
         }
+        return read;
     }
 
     private static ulong? Sum((ulong Initial, ulong Dirty) info) => info.Initial + info.Dirty;
 
     /// <summary>v2 PRE_COPY: VFIO_MIG_GET_PRECOPY_INFO on the data fd.</summary>
-    private static (ulong Initial, ulong Dirty) PrecopyInfo(VfioDevice device)
+    internal static (ulong Initial, ulong Dirty) PrecopyInfo(VfioDevice device)
     {
         var info = StructBytes.Buffer(new vfio_precopy_info { argsz = (uint)StructBytes.SizeOf<vfio_precopy_info>() });
         device.Host.Ioctl(device.DataFd!, VfioIoctl.VFIO_MIG_GET_PRECOPY_INFO, info);
@@ -202,7 +216,12 @@ public static class DeviceState
     /// Each transaction is one chunk, so the restore writes back the same transaction sizes.
     /// </summary>
     private static ulong DrainV1(VfioDevice device, MigrationSupport support, StateFile.Writer writer, MigrationPhase phase, byte[] buffer,
-        Action<StateTransferProgress>? progress, CancellationToken cancel)
+        Action<StateTransferProgress>? progress, CancellationToken cancel) =>
+        ReadV1(device, support, phase, (ph, data) => writer.WriteChunk(ph, data),
+            pending => progress?.Invoke(new StateTransferProgress(phase, writer.PreCopyBytes + writer.StopCopyBytes, pending)), buffer, cancel);
+
+    /// <summary>v1: the saving loop into <paramref name="sink"/>; returns pending_bytes at the end.</summary>
+    internal static ulong ReadV1(VfioDevice device, MigrationSupport support, MigrationPhase phase, ChunkSink sink, Action<ulong>? afterChunk, byte[] buffer, CancellationToken cancel)
     {
         long region = (long)support.V1Region!.Offset;
         ulong first = ReadField(device, region + 8, "pending_bytes");
@@ -217,18 +236,18 @@ public static class DeviceState
             var data = dataSize <= (ulong)buffer.Length ? buffer.AsSpan(0, (int)dataSize) : new byte[dataSize];
             long got = device.Host.Pread(device.Fd, data, region + (long)dataOffset, "pread(data)");
             if (got != (long)dataSize) throw new VfioNativeException("pread(data)", Errno.EIO, device.Name, $"read {got} of {dataSize} bytes");
-            writer.WriteChunk(phase, data);
+            sink(phase, data);
             moved += dataSize;
             // Reading pending_bytes again acknowledges the chunk and starts the next iteration.
             pending = ReadField(device, region + 8, "pending_bytes");
-            progress?.Invoke(new StateTransferProgress(phase, writer.PreCopyBytes + writer.StopCopyBytes, pending));
+            afterChunk?.Invoke(pending);
             // In pre-copy a running device can keep producing: one pass over what was pending at the start.
             if (phase == MigrationPhase.PreCopy && moved >= first) break;
         }
         return pending;
     }
 
-    private static ulong ReadField(VfioDevice device, long offset, string field)
+    internal static ulong ReadField(VfioDevice device, long offset, string field)
     {
         Span<byte> b = stackalloc byte[8];
         device.Host.Pread(device.Fd, b, offset, $"pread({field})");
@@ -313,7 +332,7 @@ public static class DeviceState
     }
 
     /// <summary>v2: write() to the RESUMING data fd until every byte is taken (a driver may take fewer per call).</summary>
-    private static void WriteAll(VfioDevice device, ReadOnlySpan<byte> data)
+    internal static void WriteAll(VfioDevice device, ReadOnlySpan<byte> data)
     {
         var fd = device.DataFd ?? throw new VfioRuleException("NoDataSession", $"{device.Name} has no resume data session open.");
         while (data.Length > 0)
@@ -326,7 +345,7 @@ public static class DeviceState
     }
 
     /// <summary>v1 resuming: data_offset, the chunk written at it, then data_size (the driver consumes it).</summary>
-    private static void WriteV1Transaction(VfioDevice device, MigrationSupport support, ReadOnlySpan<byte> data)
+    internal static void WriteV1Transaction(VfioDevice device, MigrationSupport support, ReadOnlySpan<byte> data)
     {
         long region = (long)support.V1Region!.Offset;
         ulong dataOffset = ReadField(device, region + 16, "data_offset");

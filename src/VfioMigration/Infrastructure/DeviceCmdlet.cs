@@ -31,31 +31,11 @@ public abstract class DeviceCmdlet : VfioCmdlet
         using var trace = TraceCalls();
         foreach (string name in Device)
         {
-            var device = ResolveDevice(name);
+            var device = OpenSessionDevice(name);
             if (device is null) continue;
             try { action(device); }
             catch (Exception e) when (IsVfioError(e)) { WriteError(ErrorFor(e, name)); }
         }
     }
 
-    /// <summary>The session's open device, or null after writing an error that says how to open it.</summary>
-    protected VfioDevice? ResolveDevice(string name)
-    {
-        var container = VfioSession.Containers.FirstOrDefault(c => c.HoldsDevice(name));
-        if (container is null)
-        {
-            WriteError(RuleError($"No container of this session holds the group of '{name}'. Open one first: New-VfioContainer -Device {name}",
-                "DeviceNotInContainer", ErrorCategory.InvalidOperation, name));
-            return null;
-        }
-        try
-        {
-            return container.GetDevice(name);
-        }
-        catch (Exception e) when (IsVfioError(e))
-        {
-            WriteError(ErrorFor(e, name));
-            return null;
-        }
-    }
 }

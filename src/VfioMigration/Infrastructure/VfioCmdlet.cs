@@ -107,6 +107,30 @@ public abstract class VfioCmdlet : PSCmdlet
         return Array.Empty<VfioContainer>();
     }
 
+    /// <summary>
+    /// A device held open by the container of this session that holds its group, or null after writing an
+    /// error that says how to open one.
+    /// </summary>
+    protected VfioDevice? OpenSessionDevice(string name)
+    {
+        var container = VfioSession.Containers.FirstOrDefault(c => c.HoldsDevice(name));
+        if (container is null)
+        {
+            WriteError(RuleError($"No container of this session holds the group of '{name}'. Open one first: New-VfioContainer -Device {name}",
+                "DeviceNotInContainer", ErrorCategory.InvalidOperation, name));
+            return null;
+        }
+        try
+        {
+            return container.GetDevice(name);
+        }
+        catch (Exception e) when (IsVfioError(e))
+        {
+            WriteError(ErrorFor(e, name));
+            return null;
+        }
+    }
+
     private sealed class NoScope : IDisposable
     {
         public static readonly NoScope Instance = new();

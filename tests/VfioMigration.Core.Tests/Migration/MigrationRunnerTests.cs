@@ -1,0 +1,135 @@
+using System;
+using System.IO;
+using System.Linq;
+using System.Threading;
+using VfioMigration.Core;
+using VfioMigration.Core.Kernel;
+using VfioMigration.Core.Migration;
+using VfioMigration.Core.Native;
+using VfioMigration.Core.Simulation;
+using VfioMigration.Core.Vfio;
+using Xunit;
+using S = VfioMigration.Core.Migration.VfioMigrationState;
+
+namespace VfioMigration.Core.Tests.Migration;
+
+/// <summary>Start-VfioMigration underneath: convergence, switchover, the report, and what is left on failure.</summary>
+public sealed class MigrationRunnerTests : IDisposable
+{
+    private const string Src = "36e5c7cc-4871-4d03-91da-44479a60a911";
+    private const string Dst = "36e5c7cc-4871-4d03-91da-44479a60a912";
+    private const string Busy = "0b3c0e1e-8f39-4a2e-9a54-00000000000b";
+    private const string BusyDst = "0b3c0e1e-8f39-4a2e-9a54-00000000000c";
+    private const string Edu = "0000:00:02.0";
+    private readonly SimulatedKernel _kernel;
+    private readonly VfioContainer _container;
+    private readonly string _dir = Directory.CreateTempSubdirectory("vfiomig-run").FullName;
+
+    public MigrationRunnerTests()
+    {
+        var config = new SimHostConfiguration { Name = "runner tests" };
+        SimDeviceConfig Mdev(string name, SimWorkload w) => new()
+        {
+            Name = name, Bus = SimBus.Mdev, MdevType = "mtty-2", Driver = "mtty", Migration = SimMigrationProtocol.V2,
+            MigrationFlags = VfioConstants.VFIO_MIGRATION_STOP_COPY | VfioConstants.VFIO_MIGRATION_P2P | VfioConstants.VFIO_MIGRATION_PRE_COPY,
+            Workload = w,
+        };
+        config.Groups.Add(new SimGroupConfig { Number = 7, Devices = { Mdev(Src, new SimWorkload { StateSize = 96, InitialBytes = 24 }) } });
+        config.Groups.Add(new SimGroupConfig { Number = 8, Devices = { Mdev(Dst, new SimWorkload { StateSize = 96, InitialBytes = 24 }) } });
+        // Dirties its state at 4 MiB/s: faster than a 1 MiB/s link drains it.
+        config.Groups.Add(new SimGroupConfig { Number = 9, Devices = { Mdev(Busy, new SimWorkload { StateSize = 1 << 20, InitialBytes = 64 << 10, StateDirtyBytesPerSecond = 4 << 20, Seed = 9 }) } });
+        config.Groups.Add(new SimGroupConfig { Number = 10, Devices = { Mdev(BusyDst, new SimWorkload { StateSize = 1 << 20, InitialBytes = 64 << 10, Seed = 10 }) } });
+        config.Groups.Add(new SimGroupConfig { Number = 2, Devices = { new SimDeviceConfig { Name = Edu, Bus = SimBus.Pci } } });
+        _kernel = new SimulatedKernel(config);
+        _container = VfioContainer.Open(new VfioHost(_kernel));
+        foreach (int g in new[] { 7, 8, 9, 10 }) _container.Attach(g);
+        _container.SetIommu();
+    }
+
+    public void Dispose()
+    {
+        _container.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    [Fact]
+    public void AQuietDeviceConvergesSwitchesOverAndTheDestinationRunsItsState()
+    {
+        var src = _container.GetDevice(Src);
+        var dst = _container.GetDevice(Dst);
+        var r = MigrationRunner.Run(src, dst, null, new MigrationOptions());
+        Assert.Equal(MigrationStatus.Completed, r.Status);
+        Assert.Equal(1, r.Iterations);
+        Assert.Equal((24UL, 72UL), (r.PrecopyBytes, r.StopCopyBytes));
+        Assert.Equal((S.Stop, S.Running), (r.SourceState, r.DestinationState!.Value));
+        Assert.True(r.Downtime > TimeSpan.Zero && r.Downtime <= r.TotalTime);
+        Assert.Equal(_kernel.FindDevice(Src)!.GetStateBytes(), _kernel.FindDevice(Dst)!.GetStateBytes());
+    }
+
+    [Fact]
+    public void ADeviceThatDirtiesFasterThanTheLinkStopsAtMaxIterationsNotConvergedAndKeepsRunning()
+    {
+        var src = _container.GetDevice(Busy);
+        var dst = _container.GetDevice(BusyDst);
+        var r = MigrationRunner.Run(src, dst, null, new MigrationOptions { MaxIterations = 3, Bandwidth = 1 << 20 });
+        Assert.Equal(MigrationStatus.NotConverged, r.Status);
+        Assert.Equal(3, r.Iterations);
+        Assert.Contains("did not converge", r.ErrorDescription);
+        Assert.True(r.IterationDetails[^1].RemainingBytes > r.IterationDetails[0].RemainingBytes, "what remains grows: the device outruns the link");
+        Assert.All(r.IterationDetails, i => Assert.True(i.DirtyRateMiBps > 1, $"iteration {i.Iteration} dirtied {i.DirtyRateMiBps} MiB/s"));
+        Assert.Equal(S.Running, r.SourceState);
+        Assert.Equal(S.Running, r.DestinationState);  // reset out of its half-filled RESUMING
+        Assert.Equal(TimeSpan.Zero, r.Downtime);
+    }
+
+    [Fact]
+    public void ThatDeviceConvergesWhenTheLinkIsFastEnough()
+    {
+        var r = MigrationRunner.Run(_container.GetDevice(Busy), _container.GetDevice(BusyDst), null, new MigrationOptions { Bandwidth = 1UL << 30 });
+        Assert.Equal(MigrationStatus.Completed, r.Status);
+    }
+
+    [Fact]
+    public void MigratingIntoAFileWritesAStateFileThatRestores()
+    {
+        string path = Path.Combine(_dir, "m.state");
+        var r = MigrationRunner.Run(_container.GetDevice(Src), null, path, new MigrationOptions());
+        Assert.Equal(MigrationStatus.Completed, r.Status);
+        Assert.Equal(96UL, StateFile.Verify(path).TotalBytes);
+        Assert.Equal(S.Running, DeviceState.Restore(_container.GetDevice(Dst), path, resume: true).FinalState);
+    }
+
+    [Fact]
+    public void ACancelledMigrationLeavesTheSourceRunningAndNoFile()
+    {
+        using var cancel = new CancellationTokenSource();
+        string path = Path.Combine(_dir, "c.state");
+        var r = MigrationRunner.Run(_container.GetDevice(Busy), null, path, new MigrationOptions { Bandwidth = 1 << 20 },
+            (_, moved, _) => { if (moved > 0) cancel.Cancel(); }, cancel.Token);
+        Assert.Equal(MigrationStatus.Cancelled, r.Status);
+        Assert.Equal(S.Running, r.SourceState);
+        Assert.Empty(Directory.GetFiles(_dir));
+    }
+
+    [Fact]
+    public void AFailureAtSwitchoverIsReportedAndTheSourceRunsAgain()
+    {
+        _kernel.Faults.ErrorOnTransition(Dst, (uint)S.Stop);   // the destination rejects the stream it received
+        var r = MigrationRunner.Run(_container.GetDevice(Src), _container.GetDevice(Dst), null, new MigrationOptions());
+        Assert.Equal(MigrationStatus.Failed, r.Status);
+        Assert.NotNull(r.ErrorDescription);
+        Assert.Equal(S.Running, r.SourceState);
+    }
+
+    [Fact]
+    public void ADestinationOfAnotherKindIsRefusedBeforeAnythingMoves()
+    {
+        using var other = VfioContainer.Open(new VfioHost(_kernel));
+        other.Attach(2);
+        other.SetIommu();
+        var e = Assert.Throws<VfioRuleException>(() => MigrationRunner.Run(_container.GetDevice(Src), other.GetDevice(Edu), null, new MigrationOptions()));
+        Assert.Equal("NoMigrationSupport", Assert.Throws<VfioRuleException>(() => DeviceMigration.GetState(other.GetDevice(Edu))).RuleId);
+        Assert.Equal("DestinationMismatch", e.RuleId);
+        Assert.Equal(S.Running, DeviceMigration.GetState(_container.GetDevice(Src)));
+    }
+}
