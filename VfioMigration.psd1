@@ -41,6 +41,7 @@
         'Restore-VfioDeviceState'
         'Start-VfioMigration'
         'Test-VfioMigration'
+        'Test-VfioDevice'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()
