@@ -5,7 +5,8 @@
 .DESCRIPTION
     Imports the module, shows what this machine offers, then connects to the simulated VFIO host that
     ships with the module and walks through it end to end: discovery, devices, a container, DMA
-    mappings, dirty tracking, a dirty bitmap and its CSV, and a dirty rate.
+    mappings, dirty tracking, a dirty bitmap and its CSV, a dirty rate, stepped migration states, a
+    saved and restored device state, a pre-flight report, and a pre-copy migration with its report.
 #>
 param([string] $ModulePath = (Join-Path $PSScriptRoot 'VfioMigration.psd1'))
 $ErrorActionPreference = 'Stop'
@@ -64,6 +65,33 @@ try { Get-DirtyBitmap -Iova 0x10000000 -Size 1MB -ErrorAction Stop } catch { Wri
 
 Show-Step 'Dirty rate over one second (Measure-DirtyRate)'
 Show (Measure-DirtyRate -Duration 00:00:01 -Interval 00:00:00.5 -WarningAction SilentlyContinue)
+Get-VfioContainer | Remove-VfioContainer
+
+Show-Step 'Migration states of the mtty sample, one arc per step (Set-VfioMigrationState)'
+$mtty = '36e5c7cc-4871-4d03-91da-44479a60a911'
+$null = New-VfioContainer -Device $mtty
+Set-VfioMigrationState $mtty -State StopCopy -WhatIf
+Show (Set-VfioMigrationState $mtty -State PreCopy -Confirm:$false)
+Show (Get-VfioMigrationInfo $mtty)
+Show (Set-VfioMigrationState $mtty -State Running -Confirm:$false)
+
+Show-Step 'Its state saved to a verified file and restored (Save-VfioDeviceState, Restore-VfioDeviceState)'
+$state = Join-Path ([System.IO.Path]::GetTempPath()) 'vfiomigration-demo-mtty.state'
+Show (Save-VfioDeviceState $mtty $state -Resume -Force -Confirm:$false)
+Show (Restore-VfioDeviceState $mtty $state -Resume -Confirm:$false)
+Remove-Item $state
+
+Show-Step 'Before a migration: a pre-flight report (Test-VfioMigration)'
+$src = '8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a61'; $dst = '8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a62'
+Show (Test-VfioMigration $src $dst)
+Show (Test-VfioMigration 0000:00:02.0 $dst | Select-Object -ExpandProperty Incompatibilities)
+
+Show-Step 'A pre-copy migration between two simulated vGPUs (Start-VfioMigration)'
+$null = New-VfioContainer -Device $src, $dst
+$report = Start-VfioMigration $src $dst -Bandwidth 1GB -DowntimeLimit 300 -Confirm:$false
+Show $report
+Show $report.IterationDetails
+$report | Format-List Status, Iterations, PrecopyBytes, StopCopyBytes, TransferredBytes, Downtime, ExpectedDowntime, TotalTime, SourceState, DestinationState | Out-String | Write-Host
 Get-VfioContainer | Remove-VfioContainer
 
 Show-Step 'Help'

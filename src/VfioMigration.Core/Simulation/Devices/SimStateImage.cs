@@ -35,7 +35,9 @@ internal sealed class SimStateImage
 
     private readonly long _seed;
     private readonly byte[] _header;
-    private readonly Dictionary<int, byte[]> _loadedBlocks = new();
+    // After a stream was loaded, the body as loaded (one copy: a per-block comparison costs the downtime
+    // of a large device); a block changed since then is generated from its new generation instead.
+    private byte[]? _loadedBody;
     private int[]? _generations;
     private BitArray? _dirty;
 
@@ -131,7 +133,6 @@ internal sealed class SimStateImage
         int block = (int)random.Below((ulong)BlockCount);
         _generations ??= new int[BlockCount];
         _generations[block]++;
-        _loadedBlocks.Remove(block);
         MarkDirty(block);
     }
 
@@ -171,13 +172,8 @@ internal sealed class SimStateImage
     public void Load(ReadOnlySpan<byte> image)
     {
         if (image.Length != Size) throw new ArgumentException("The image has the wrong size.", nameof(image));
-        _loadedBlocks.Clear();
         _generations = null;
-        for (int block = 0; block < BlockCount; block++)
-        {
-            var loaded = image.Slice((int)BlockOffset(block), BlockLength(block));
-            if (!loaded.SequenceEqual(GeneratedBlock(block, 0))) _loadedBlocks[block] = loaded.ToArray();
-        }
+        _loadedBody = image.Slice(HeaderLength).ToArray();
         ClearDirty();
     }
 
@@ -189,8 +185,13 @@ internal sealed class SimStateImage
         DirtyBlocks++;
     }
 
-    private byte[] BlockBytes(int block) =>
-        _loadedBlocks.TryGetValue(block, out var b) ? b : GeneratedBlock(block, _generations?[block] ?? 0);
+    private byte[] BlockBytes(int block)
+    {
+        int generation = _generations?[block] ?? 0;
+        if (generation == 0 && _loadedBody is not null)
+            return _loadedBody.AsSpan((int)((long)block * BlockSize), BlockLength(block)).ToArray();
+        return GeneratedBlock(block, generation);
+    }
 
     private byte[] GeneratedBlock(int block, int generation)
     {
