@@ -229,7 +229,7 @@ public static class DeviceMigration
     private static bool EndsSession(VfioMigrationState to) =>
         to is VfioMigrationState.Stop or VfioMigrationState.Running or VfioMigrationState.RunningP2P;
 
-    private static MigrationSupport RequireMigration(VfioDevice device)
+    internal static MigrationSupport RequireMigration(VfioDevice device)
     {
         var support = device.Migration;
         if (support.Protocol == MigrationProtocol.None)

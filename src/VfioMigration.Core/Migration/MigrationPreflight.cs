@@ -114,13 +114,7 @@ public static class MigrationPreflight
             {
                 var support = device.Migration;
                 var state = support.Protocol == MigrationProtocol.None ? VfioMigrationState.Running : DeviceMigration.GetState(device);
-                ulong? size = null;
-                if (support.Protocol == MigrationProtocol.V2)
-                {
-                    Span<byte> b = stackalloc byte[StructBytes.SizeOf<vfio_device_feature_mig_data_size>()];
-                    if (device.TryFeature(VfioConstants.VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, VfioConstants.VFIO_DEVICE_FEATURE_GET, b) == 0)
-                        size = StructBytes.Read<vfio_device_feature_mig_data_size>(b).stop_copy_length;
-                }
+                ulong? size = support.Protocol == MigrationProtocol.V2 ? device.GetStopCopySize() : null;
                 bool logging = support.Protocol == MigrationProtocol.V2 && device.ProbeFeature(VfioConstants.VFIO_DEVICE_FEATURE_DMA_LOGGING_START, VfioConstants.VFIO_DEVICE_FEATURE_SET);
                 return new Inspection(device.Identity, support.Flags, state, size, logging, holding);
             }

@@ -299,14 +299,8 @@ public static class MigrationRunner
         return initial + dirty;
     }
 
-    private static ulong StopCopySize(VfioDevice source)
-    {
-        Span<byte> size = stackalloc byte[StructBytes.SizeOf<vfio_device_feature_mig_data_size>()];
-        // QEMU assumes 100 GiB when a device cannot say, so that the limit is never met by accident.
-        return source.TryFeature(VfioConstants.VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, VfioConstants.VFIO_DEVICE_FEATURE_GET, size) == 0
-            ? StructBytes.Read<vfio_device_feature_mig_data_size>(size).stop_copy_length
-            : 100UL << 30;
-    }
+    // QEMU assumes 100 GiB when a device cannot say, so that the limit is never met by accident.
+    private static ulong StopCopySize(VfioDevice source) => source.GetStopCopySize() ?? 100UL << 30;
 
     private static (ulong Pages, ulong Bytes) GuestDirty(VfioContainer? container, CancellationToken cancel)
     {

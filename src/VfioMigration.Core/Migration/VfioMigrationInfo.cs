@@ -42,10 +42,7 @@ public sealed class VfioMigrationInfo
     {
         var support = device.Migration;
         var flags = MigrationFsm.FlagNames(support.Flags);
-        if (support.Protocol == MigrationProtocol.None)
-        {
-            throw new VfioRuleException("NoMigrationSupport", $"{device.Name} has no migration driver: VFIO_DEVICE_FEATURE MIGRATION answers ENOTTY and it has no v1 migration region.");
-        }
+        DeviceMigration.RequireMigration(device);
         var state = DeviceMigration.GetState(device);
         ulong? pending = null, initial = null, dirty = null, stopCopy = null;
         if (support.Protocol == MigrationProtocol.V1)
@@ -60,9 +57,7 @@ public sealed class VfioMigrationInfo
         }
         else
         {
-            Span<byte> size = stackalloc byte[StructBytes.SizeOf<vfio_device_feature_mig_data_size>()];
-            if (device.TryFeature(VfioConstants.VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, VfioConstants.VFIO_DEVICE_FEATURE_GET, size) == 0)
-                stopCopy = StructBytes.Read<vfio_device_feature_mig_data_size>(size).stop_copy_length;
+            stopCopy = device.GetStopCopySize();
             if (device.DataFd is { } fd && state is VfioMigrationState.PreCopy or VfioMigrationState.PreCopyP2P)
             {
                 var info = StructBytes.Buffer(new vfio_precopy_info { argsz = (uint)StructBytes.SizeOf<vfio_precopy_info>() });

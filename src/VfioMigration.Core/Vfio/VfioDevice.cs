@@ -200,6 +200,15 @@ public sealed class VfioDevice : IDisposable
         return StructBytes.Read<vfio_device_feature_migration>(payload).flags;
     }
 
+    /// <summary>v2: the driver's estimate of the stop-copy bytes (VFIO_DEVICE_FEATURE_MIG_DATA_SIZE), or null if it gives none.</summary>
+    public ulong? GetStopCopySize()
+    {
+        Span<byte> size = stackalloc byte[StructBytes.SizeOf<vfio_device_feature_mig_data_size>()];
+        return TryFeature(VfioConstants.VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, VfioConstants.VFIO_DEVICE_FEATURE_GET, size) == 0
+            ? StructBytes.Read<vfio_device_feature_mig_data_size>(size).stop_copy_length
+            : null;
+    }
+
     /// <summary>True if PROBE of a feature with the given GET/SET flag succeeds.</summary>
     public bool ProbeFeature(uint feature, uint getOrSet) =>
         TryFeature(feature, getOrSet | VfioConstants.VFIO_DEVICE_FEATURE_PROBE, Span<byte>.Empty) == 0;

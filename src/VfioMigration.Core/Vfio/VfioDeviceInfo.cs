@@ -59,20 +59,8 @@ public sealed class VfioDeviceInfo
         ulong? flags = device.GetMigrationFlags();
         var protocol = flags is not null ? MigrationProtocol.V2
             : regions.Any(r => r.Name == "Migration") ? MigrationProtocol.V1 : MigrationProtocol.None;
-        var names = new List<string>();
-        if (flags is { } f)
-        {
-            if ((f & VfioConstants.VFIO_MIGRATION_STOP_COPY) != 0) names.Add("STOP_COPY");
-            if ((f & VfioConstants.VFIO_MIGRATION_P2P) != 0) names.Add("P2P");
-            if ((f & VfioConstants.VFIO_MIGRATION_PRE_COPY) != 0) names.Add("PRE_COPY");
-        }
-        ulong? stopCopy = null;
-        if (protocol == MigrationProtocol.V2)
-        {
-            Span<byte> size = stackalloc byte[StructBytes.SizeOf<vfio_device_feature_mig_data_size>()];
-            if (device.TryFeature(VfioConstants.VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, VfioConstants.VFIO_DEVICE_FEATURE_GET, size) == 0)
-                stopCopy = StructBytes.Read<vfio_device_feature_mig_data_size>(size).stop_copy_length;
-        }
+        var names = flags is { } f ? VfioMigration.Core.Migration.MigrationFsm.FlagNames(f).Split('|') : Array.Empty<string>();
+        ulong? stopCopy = protocol == MigrationProtocol.V2 ? device.GetStopCopySize() : null;
         return new VfioDeviceInfo
         {
             Name = sysfs.Name,

@@ -1,7 +1,6 @@
 using System;
 using System.Linq;
 using System.Management.Automation;
-using System.Threading;
 using VfioMigration.Core.Dirty;
 using VfioMigration.Core.Vfio;
 using VfioMigration.Infrastructure;
@@ -34,13 +33,6 @@ public sealed class GetDirtyBitmapCommand : ContainerCmdlet
 
     #endregion
 
-    private CancellationTokenSource? _cancel;
-
-    protected override void BeginProcessing() => _cancel = new CancellationTokenSource();
-
-    protected override void StopProcessing() => _cancel?.Cancel();
-
-    protected override void EndProcessing() => _cancel?.Dispose();
 
     protected override void ProcessRecord()
     {
@@ -76,7 +68,7 @@ public sealed class GetDirtyBitmapCommand : ContainerCmdlet
                     progress.PercentComplete = total == 0 ? 100 : (int)(100 * done / total);
                     progress.StatusDescription = $"container {c.Id}: {Readable.Bytes(done)} of {Readable.Bytes(total)} read";
                     WriteProgress(progress);
-                }, _cancel!.Token);
+                }, StopToken);
                 progress.RecordType = ProgressRecordType.Completed;
                 WriteProgress(progress);
                 if (AsRange) WriteObject(bitmap.GetDirtyRanges(), enumerateCollection: true);

@@ -2,7 +2,6 @@ using System;
 using System.Diagnostics;
 using System.Linq;
 using System.Management.Automation;
-using System.Threading;
 using VfioMigration.Core.Dirty;
 using VfioMigration.Infrastructure;
 
@@ -29,11 +28,6 @@ public sealed class MeasureDirtyRateCommand : ContainerCmdlet
 
     #endregion
 
-    private readonly CancellationTokenSource _cancel = new();
-
-    protected override void StopProcessing() => _cancel.Cancel();
-
-    protected override void EndProcessing() => _cancel.Dispose();
 
     protected override void ProcessRecord()
     {
@@ -57,7 +51,7 @@ public sealed class MeasureDirtyRateCommand : ContainerCmdlet
             try
             {
                 // The first read clears what was dirtied before the measurement began.
-                c.GetDirtyBitmap(iova, size, cancel: _cancel.Token);
+                c.GetDirtyBitmap(iova, size, cancel: StopToken);
                 if (c.Scope == DirtyScope.AllMappedPages)
                 {
                     WriteWarning($"Container {c.Id} holds a device behind the IOMMU: the kernel cannot see its DMA and reports every mapped page dirty on every read, " +
@@ -67,9 +61,9 @@ public sealed class MeasureDirtyRateCommand : ContainerCmdlet
                 for (int i = 1; i <= samples; i++)
                 {
                     var wait = Interval * i - clock.Elapsed;
-                    if (wait > TimeSpan.Zero && _cancel.Token.WaitHandle.WaitOne(wait)) return;
+                    if (wait > TimeSpan.Zero && StopToken.WaitHandle.WaitOne(wait)) return;
                     var before = clock.Elapsed;
-                    var bitmap = c.GetDirtyBitmap(iova, size, cancel: _cancel.Token);
+                    var bitmap = c.GetDirtyBitmap(iova, size, cancel: StopToken);
                     WriteObject(new DirtyRateSample
                     {
                         Iteration = i,

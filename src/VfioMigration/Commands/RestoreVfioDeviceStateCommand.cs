@@ -1,6 +1,5 @@
 using System;
 using System.Management.Automation;
-using System.Threading;
 using VfioMigration.Core.Migration;
 using VfioMigration.Core.Vfio;
 using VfioMigration.Infrastructure;
@@ -29,11 +28,6 @@ public sealed class RestoreVfioDeviceStateCommand : DeviceCmdlet
 
     #endregion
 
-    private readonly CancellationTokenSource _cancel = new();
-
-    protected override void StopProcessing() => _cancel.Cancel();
-
-    protected override void EndProcessing() => _cancel.Dispose();
 
     protected override void ProcessRecord()
     {
@@ -53,7 +47,7 @@ public sealed class RestoreVfioDeviceStateCommand : DeviceCmdlet
                 {
                     progress.StatusDescription = $"{Readable.Bytes(p.Moved)} loaded, {Readable.Bytes(p.Pending ?? 0)} to go";
                     WriteProgress(progress);
-                }, _cancel.Token));
+                }, StopToken));
             }
             catch (OperationCanceledException)
             {

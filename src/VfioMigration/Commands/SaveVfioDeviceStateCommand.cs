@@ -1,6 +1,5 @@
 using System;
 using System.Management.Automation;
-using System.Threading;
 using VfioMigration.Core.Migration;
 using VfioMigration.Core.Vfio;
 using VfioMigration.Infrastructure;
@@ -38,11 +37,6 @@ public sealed class SaveVfioDeviceStateCommand : DeviceCmdlet
 
     #endregion
 
-    private readonly CancellationTokenSource _cancel = new();
-
-    protected override void StopProcessing() => _cancel.Cancel();
-
-    protected override void EndProcessing() => _cancel.Dispose();
 
     protected override void ProcessRecord()
     {
@@ -66,7 +60,7 @@ public sealed class SaveVfioDeviceStateCommand : DeviceCmdlet
                 {
                     progress.StatusDescription = $"{p.Phase}: {Readable.Bytes(p.Moved)} moved" + (p.Pending is { } left ? $", {Readable.Bytes(left)} pending" : "");
                     WriteProgress(progress);
-                }, _cancel.Token));
+                }, StopToken));
             }
             catch (OperationCanceledException)
             {

@@ -1,7 +1,6 @@
 using System;
 using System.Linq;
 using System.Management.Automation;
-using System.Threading;
 using VfioMigration.Core.Migration;
 using VfioMigration.Core.Vfio;
 using VfioMigration.Infrastructure;
@@ -61,11 +60,6 @@ public sealed class StartVfioMigrationCommand : VfioCmdlet
 
     #endregion
 
-    private readonly CancellationTokenSource _cancel = new();
-
-    protected override void StopProcessing() => _cancel.Cancel();
-
-    protected override void EndProcessing() => _cancel.Dispose();
 
     protected override void ProcessRecord()
     {
@@ -94,7 +88,7 @@ public sealed class StartVfioMigrationCommand : VfioCmdlet
                 {
                     progress.StatusDescription = $"{phase}: {Readable.Bytes(moved)} sent, {Readable.Bytes(remaining)} remaining";
                     WriteProgress(progress);
-                }, _cancel.Token);
+                }, StopToken);
             WriteObject(report);
             switch (report.Status)
             {

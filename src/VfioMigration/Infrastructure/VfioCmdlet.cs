@@ -10,8 +10,17 @@ using VfioMigration.Core.Vfio;
 namespace VfioMigration.Infrastructure;
 
 /// <summary>Shared plumbing of the module's cmdlets: the session's host, error records and the -Verbose trace.</summary>
-public abstract class VfioCmdlet : PSCmdlet
+public abstract class VfioCmdlet : PSCmdlet, IDisposable
 {
+    private readonly System.Threading.CancellationTokenSource _stopping = new();
+
+    /// <summary>Cancelled when the user presses Ctrl+C (StopProcessing): long work stops and cleans up.</summary>
+    protected System.Threading.CancellationToken StopToken => _stopping.Token;
+
+    protected override void StopProcessing() => _stopping.Cancel();
+
+    public void Dispose() => _stopping.Dispose();
+
     /// <summary>The host the session talks to.</summary>
     protected static VfioHost CurrentHost => VfioSession.Host;
 
