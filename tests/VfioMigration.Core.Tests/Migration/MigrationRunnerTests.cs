@@ -21,6 +21,8 @@ public sealed class MigrationRunnerTests : IDisposable
     private const string Busy = "0b3c0e1e-8f39-4a2e-9a54-00000000000b";
     private const string BusyDst = "0b3c0e1e-8f39-4a2e-9a54-00000000000c";
     private const string Edu = "0000:00:02.0";
+    private const string V1Src = "5e0b7a64-2c1d-4f3e-8b9a-0d1e2f3a4b51";
+    private const string V1Dst = "5e0b7a64-2c1d-4f3e-8b9a-0d1e2f3a4b52";
     private readonly SimulatedKernel _kernel;
     private readonly VfioContainer _container;
     private readonly string _dir = Directory.CreateTempSubdirectory("vfiomig-run").FullName;
@@ -40,9 +42,11 @@ public sealed class MigrationRunnerTests : IDisposable
         config.Groups.Add(new SimGroupConfig { Number = 9, Devices = { Mdev(Busy, new SimWorkload { StateSize = 1 << 20, InitialBytes = 64 << 10, StateDirtyBytesPerSecond = 4 << 20, Seed = 9 }) } });
         config.Groups.Add(new SimGroupConfig { Number = 10, Devices = { Mdev(BusyDst, new SimWorkload { StateSize = 1 << 20, InitialBytes = 64 << 10, Seed = 10 }) } });
         config.Groups.Add(new SimGroupConfig { Number = 2, Devices = { new SimDeviceConfig { Name = Edu, Bus = SimBus.Pci } } });
+        foreach (var (n, g) in new[] { (V1Src, 12), (V1Dst, 13) })
+            config.Groups.Add(new SimGroupConfig { Number = g, Devices = { new SimDeviceConfig { Name = n, Bus = SimBus.Mdev, MdevType = "vgpu-v1", Driver = "vgpu", Migration = SimMigrationProtocol.V1, Workload = new SimWorkload { StateSize = 2 << 20, InitialBytes = 1 << 20, Seed = g } } } });
         _kernel = new SimulatedKernel(config);
         _container = VfioContainer.Open(new VfioHost(_kernel));
-        foreach (int g in new[] { 7, 8, 9, 10 }) _container.Attach(g);
+        foreach (int g in new[] { 7, 8, 9, 10, 12, 13 }) _container.Attach(g);
         _container.SetIommu();
     }
 
@@ -64,6 +68,48 @@ public sealed class MigrationRunnerTests : IDisposable
         Assert.Equal((S.Stop, S.Running), (r.SourceState, r.DestinationState!.Value));
         Assert.True(r.Downtime > TimeSpan.Zero && r.Downtime <= r.TotalTime);
         Assert.Equal(_kernel.FindDevice(Src)!.GetStateBytes(), _kernel.FindDevice(Dst)!.GetStateBytes());
+    }
+
+    [Fact]
+    public void AV1DeviceMigratesTransactionByTransactionIntoItsTwin()
+    {
+        var r = MigrationRunner.Run(_container.GetDevice(V1Src), _container.GetDevice(V1Dst), null, new MigrationOptions { Bandwidth = 1UL << 30 });
+        Assert.Equal(MigrationStatus.Completed, r.Status);
+        Assert.Equal(MigrationProtocol.V1, r.Protocol);
+        Assert.Equal((ulong)(2 << 20), r.PrecopyBytes + r.StopCopyBytes);
+        Assert.True(r.PrecopyBytes > 0);
+        Assert.Equal((S.Stop, S.Running), (r.SourceState, r.DestinationState!.Value));
+        Assert.Equal(_kernel.FindDevice(V1Src)!.GetStateBytes(), _kernel.FindDevice(V1Dst)!.GetStateBytes());
+    }
+
+    [Fact]
+    public void GuestMemoryOfAContainerCountsInWhatRemainsAndIsSent()
+    {
+        // An IOMMU-backed container: every mapped page reads dirty on every read, 4 MiB of them.
+        using var guest = VfioContainer.Open(new VfioHost(_kernel));
+        guest.Attach(2);
+        guest.SetIommu();
+        guest.Map(0x10000000, 4 << 20);
+        guest.StartDirtyTracking();
+        var opts = new MigrationOptions { Container = guest, Bandwidth = 64UL << 20, MaxIterations = 2, DowntimeLimit = TimeSpan.FromMilliseconds(10) };
+        var r = MigrationRunner.Run(_container.GetDevice(Src), _container.GetDevice(Dst), null, opts);
+        // 4 MiB of guest memory stays dirty: more than 64 MiB/s x 10 ms, so it never converges.
+        Assert.Equal(MigrationStatus.NotConverged, r.Status);
+        Assert.All(r.IterationDetails, i => Assert.Equal(1024UL, i.GuestDirtyPages));
+        Assert.Equal(2UL * (4 << 20), r.GuestBytes);
+        var fast = MigrationRunner.Run(_container.GetDevice(Src), _container.GetDevice(Dst), null, new MigrationOptions { Container = guest, Bandwidth = 1UL << 30 });
+        Assert.Equal(MigrationStatus.Completed, fast.Status);
+        Assert.True(fast.GuestBytes >= 4UL << 20);
+    }
+
+    [Fact]
+    public void AContainerThatIsNotTrackingIsRefused()
+    {
+        using var guest = VfioContainer.Open(new VfioHost(_kernel));
+        guest.Attach(2);
+        guest.SetIommu();
+        Assert.Equal("TrackingNotStarted", Assert.Throws<VfioRuleException>(() =>
+            MigrationRunner.Run(_container.GetDevice(Src), _container.GetDevice(Dst), null, new MigrationOptions { Container = guest })).RuleId);
     }
 
     [Fact]
