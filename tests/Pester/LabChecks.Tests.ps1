@@ -7,6 +7,7 @@ BeforeAll {
     function Invoke-LabChecks([string] $device, [string] $peer) {
         $script = @"
 `$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
 Import-Module '$PesterPath'
 Import-Module '$Root/VfioMigration.psd1'
 Connect-VfioHost -Simulated | Out-Null

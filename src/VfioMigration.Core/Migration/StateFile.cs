@@ -15,6 +15,9 @@ public enum MigrationPhase : byte
     StopCopy = 2,
 }
 
+/// <summary>Where one chunk's data lies in a state file.</summary>
+public sealed record StateChunk(MigrationPhase Phase, long Offset, int Length);
+
 /// <summary>Who a state file belongs to: the device it was saved from, as far as a destination must match it.</summary>
 public sealed class DeviceIdentity
 {
@@ -161,7 +164,7 @@ public static class StateFile
 
         public required DateTimeOffset Saved { get; init; }
 
-        public required IReadOnlyList<(MigrationPhase Phase, long Offset, int Length)> Chunks { get; init; }
+        public required IReadOnlyList<StateChunk> Chunks { get; init; }
 
         public required ulong PreCopyBytes { get; init; }
 
@@ -201,7 +204,7 @@ public static class StateFile
             int n = BinaryPrimitives.ReadUInt16LittleEndian(Take(2));
             strings[i] = Encoding.UTF8.GetString(Take(n));
         }
-        var chunks = new List<(MigrationPhase, long, int)>();
+        var chunks = new List<StateChunk>();
         ulong pre = 0, stop = 0;
         while (true)
         {
@@ -220,7 +223,7 @@ public static class StateFile
             var data = reader.ReadBytes(size);
             if (data.Length != size) throw new InvalidDataException($"'{path}' is truncated: it ends inside the chunk at byte {offset}.");
             if (XxHash64.HashToUInt64(data) != hash) throw new InvalidDataException($"'{path}' is damaged: the chunk at byte {offset} does not match its checksum.");
-            chunks.Add((phase, offset, size));
+            chunks.Add(new StateChunk(phase, offset, size));
             if (phase == MigrationPhase.PreCopy) pre += (ulong)size; else stop += (ulong)size;
         }
         var t = Take(TrailerSize - 4 - 8);
@@ -245,6 +248,22 @@ public static class StateFile
             PreCopyBytes = pre,
             StopCopyBytes = stop,
         };
+    }
+
+    /// <summary>The device's migration stream the file carries, without its framing (after verifying the file).</summary>
+    public static byte[] ReadStream(string path)
+    {
+        var contents = Verify(path);
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        var stream = new byte[checked((int)contents.TotalBytes)];
+        int at = 0;
+        foreach (var chunk in contents.Chunks)
+        {
+            file.Position = chunk.Offset;
+            file.ReadExactly(stream, at, chunk.Length);
+            at += chunk.Length;
+        }
+        return stream;
     }
 
     private static void Add16(List<byte> b, ushort v) { b.Add((byte)v); b.Add((byte)(v >> 8)); }

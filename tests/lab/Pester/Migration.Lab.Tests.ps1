@@ -1,0 +1,41 @@
+# Runs in the lab guest (Guest-Checks.ps1): the module's migration cmdlets, and the lab checks it ships,
+# against the real kernel's mtty device (v2 migration with STOP_COPY|P2P|PRE_COPY).
+BeforeAll {
+    Import-Module "$env:VFIOLAB_REPO/module/VfioMigration.psd1"
+    $script:Mtty = $env:VFIOLAB_MDEV_DEVICE
+    $script:Container = New-VfioContainer -Device $Mtty -ErrorAction Stop
+}
+AfterAll { Get-VfioContainer | Remove-VfioContainer -Confirm:$false }
+
+Describe 'Migration cmdlets on a real kernel (QEMU lab, mtty)' {
+    It 'reads the mtty''s migration support as the kernel reports it' {
+        $i = Get-VfioMigrationInfo $Mtty -ErrorAction Stop
+        $i.Protocol | Should -Be 'V2'
+        $i.Flags | Should -Be @('STOP_COPY', 'P2P', 'PRE_COPY')
+        $i.State | Should -Be 'Running'
+        $i.StopCopySize | Should -Be 96
+    }
+
+    It 'walks RUNNING -> PRE_COPY -> STOP_COPY -> RUNNING one arc per step' {
+        (Set-VfioMigrationState $Mtty -State PreCopy -Confirm:$false -ErrorAction Stop).DataFdOpened | Should -Be $true
+        (Get-VfioMigrationInfo $Mtty).PrecopyInitialBytes | Should -Be 24
+        @(Set-VfioMigrationState $Mtty -State StopCopy -Confirm:$false -ErrorAction Stop).Count | Should -Be 2
+        @(Set-VfioMigrationState $Mtty -State Running -Confirm:$false -ErrorAction Stop).Count | Should -Be 3
+        (Get-VfioMigrationState $Mtty).State | Should -Be 'Running'
+    }
+
+    It 'saves the 96 bytes of state and restores them' {
+        $file = Join-Path $TestDrive 'mtty.state'
+        $s = Save-VfioDeviceState $Mtty $file -Resume -Confirm:$false -ErrorAction Stop
+        ($s.PreCopyBytes, $s.StopCopyBytes) | Should -Be @(24, 72)
+        (Restore-VfioDeviceState $Mtty $file -Resume -Confirm:$false -ErrorAction Stop).FinalState | Should -Be 'Running'
+    }
+
+    It 'passes the lab checks that ship with the module' {
+        $r = Test-VfioDevice $Mtty -Output Detailed -Confirm:$false
+        $why = @($r.Failed | ForEach-Object { "$($_.Name): $($_.ErrorRecord)" }) + @($r.FailedBlocks | ForEach-Object { "block $($_.Name): $($_.ErrorRecord)" }) +
+            @($r.FailedContainers | ForEach-Object { "container: $($_.ErrorRecord)" })
+        $r.FailedCount | Should -Be 0 -Because ($why -join '; ')
+        $r.Result | Should -Be 'Passed' -Because ($why -join '; ')
+    }
+}
