@@ -29,6 +29,7 @@ Describe 'Test-VfioDevice runs the shipped lab checks' {
         @{ Kind = 'v2 mdev (mtty)'; Device = '36e5c7cc-4871-4d03-91da-44479a60a911'; Peer = $null }
         @{ Kind = 'v2 mdev with a peer (vGPU)'; Device = '8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a61'; Peer = '8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a62' }
         @{ Kind = 'v1 region (the 5.8 series)'; Device = '5e0b7a64-2c1d-4f3e-8b9a-0d1e2f3a4b51'; Peer = '5e0b7a64-2c1d-4f3e-8b9a-0d1e2f3a4b52' }
+        @{ Kind = 'v2 PCI variant driver, busy (mlx5_vfio_pci)'; Device = '0000:3b:00.1'; Peer = $null }
     ) {
         $r = Invoke-LabChecks $Device $Peer
         $r.Failed | Should -Be 0 -Because ($r.Tests -join '; ')

@@ -125,6 +125,8 @@ Describe 'Start-VfioMigration and Test-VfioMigration' {
         $ids | Should -Contain 'DestinationMismatch'
         (Test-VfioMigration 0000:00:05.0).Incompatibilities.MessageId | Should -Be 'GroupBusy'
         (Test-VfioMigration $Mtty).Incompatibilities | Should -BeNullOrEmpty
+        (Test-VfioMigration $V1 '5e0b7a64-2c1d-4f3e-8b9a-0d1e2f3a4b52').IsCompatible | Should -BeTrue -Because 'two v1 devices of one type can migrate'
+        (Test-VfioMigration $V1 $Mtty).Incompatibilities.MessageId | Should -Contain 'DestinationMismatch'
         Get-VfioContainer | Should -BeNullOrEmpty -Because 'the check opens nothing it keeps'
     }
 
