@@ -20,6 +20,16 @@ internal static class DirtyTrackingSequence
     /// <summary>DIRTY_BITMAP_BYTES(2^31 + 64): one u64 past max_dirty_bitmap_size.</summary>
     private const long OversizedBitmap = 268435464;
 
+    /// <summary>A fresh container holding one group, Type1v2, then the sequence.</summary>
+    public static void RunInOwnContainer(VfioHost host, int groupNumber, ConformanceRecorder r)
+    {
+        using var container = host.Open(VfioHost.ContainerPath);
+        using var group = host.Open($"/dev/vfio/{groupNumber}");
+        r.Result("VFIO_GROUP_SET_CONTAINER", Type1Calls.SetContainer(host, group, container));
+        r.Result("VFIO_SET_IOMMU(TYPE1v2)", host.TryIoctlValue(container, VfioIoctl.VFIO_SET_IOMMU, VfioConstants.VFIO_TYPE1v2_IOMMU));
+        Run(host, container, r);
+    }
+
     public static void Run(VfioHost host, SafeFd container, ConformanceRecorder r)
     {
         using var guest = GuestMemory.Map(host, 0x400000);
@@ -80,15 +90,7 @@ public sealed class DirtyIommuScenario : ConformanceScenario
 
     public override bool AppliesTo(ConformanceTarget target) => target.IommuGroup is not null;
 
-    public override void Run(ConformanceTarget target, ConformanceRecorder r)
-    {
-        var host = target.Host;
-        using var container = host.Open(VfioHost.ContainerPath);
-        using var group = host.Open($"/dev/vfio/{target.IommuGroup}");
-        r.Result("VFIO_GROUP_SET_CONTAINER", Type1Calls.SetContainer(host, group, container));
-        r.Result("VFIO_SET_IOMMU(TYPE1v2)", host.TryIoctlValue(container, VfioIoctl.VFIO_SET_IOMMU, VfioConstants.VFIO_TYPE1v2_IOMMU));
-        DirtyTrackingSequence.Run(host, container, r);
-    }
+    public override void Run(ConformanceTarget target, ConformanceRecorder r) => DirtyTrackingSequence.RunInOwnContainer(target.Host, target.IommuGroup!.Value, r);
 }
 
 /// <summary>lab.md 7.3: the same sequence in a container holding only the mdev group (pinned-page scope: mtty pins nothing, so 0 bits).</summary>
@@ -98,15 +100,7 @@ public sealed class DirtyMdevScenario : ConformanceScenario
 
     public override bool AppliesTo(ConformanceTarget target) => target.MdevGroup is not null;
 
-    public override void Run(ConformanceTarget target, ConformanceRecorder r)
-    {
-        var host = target.Host;
-        using var container = host.Open(VfioHost.ContainerPath);
-        using var group = host.Open($"/dev/vfio/{target.MdevGroup}");
-        r.Result("VFIO_GROUP_SET_CONTAINER", Type1Calls.SetContainer(host, group, container));
-        r.Result("VFIO_SET_IOMMU(TYPE1v2)", host.TryIoctlValue(container, VfioIoctl.VFIO_SET_IOMMU, VfioConstants.VFIO_TYPE1v2_IOMMU));
-        DirtyTrackingSequence.Run(host, container, r);
-    }
+    public override void Run(ConformanceTarget target, ConformanceRecorder r) => DirtyTrackingSequence.RunInOwnContainer(target.Host, target.MdevGroup!.Value, r);
 }
 
 /// <summary>

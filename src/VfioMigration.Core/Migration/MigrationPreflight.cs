@@ -97,31 +97,16 @@ public static class MigrationPreflight
             add("DeviceNotFound", name, $"no IOMMU group on {host.Description} holds a device named {name}.");
             return null;
         }
-        var holding = session.FirstOrDefault(c => c.HoldsDevice(name));
-        VfioContainer? temporary = null;
         try
         {
-            var container = holding;
-            if (container is null)
-            {
-                temporary = VfioContainer.Open(host, numbered: false);
-                temporary.Attach(group.Group);
-                temporary.SetIommu();
-                container = temporary;
-            }
-            var device = holding?.GetDevice(name) ?? container.OpenDevice(name);
-            try
+            return VfioContainer.ReadDevice(host, session, group.Group, name, (device, holding) =>
             {
                 var support = device.Migration;
                 var state = support.Protocol == MigrationProtocol.None ? VfioMigrationState.Running : DeviceMigration.GetState(device);
                 ulong? size = support.Protocol == MigrationProtocol.V2 ? device.GetStopCopySize() : null;
                 bool logging = support.Protocol == MigrationProtocol.V2 && device.ProbeFeature(VfioConstants.VFIO_DEVICE_FEATURE_DMA_LOGGING_START, VfioConstants.VFIO_DEVICE_FEATURE_SET);
                 return new Inspection(device.Identity, support.Flags, state, size, logging, holding);
-            }
-            finally
-            {
-                if (holding is null) device.Dispose();
-            }
+            });
         }
         catch (VfioNativeException e) when (e.Errno == Errno.EBUSY)
         {
@@ -137,10 +122,6 @@ public static class MigrationPreflight
         {
             add("DeviceNotUsable", name, e.Message);
             return null;
-        }
-        finally
-        {
-            temporary?.Dispose();
         }
     }
 }

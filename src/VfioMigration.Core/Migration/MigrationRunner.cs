@@ -140,8 +140,9 @@ public static class MigrationRunner
         var support = source.Migration;
         if (support.Protocol == MigrationProtocol.None)
             throw new VfioRuleException("NoMigrationSupport", $"{source.Name} has no migration driver.");
-        if (DeviceMigration.GetState(source) != VfioMigrationState.Running)
-            throw new VfioRuleException("WrongStateForMigration", $"{source.Name} is in {MigrationFsm.Name(DeviceMigration.GetState(source))}; a migration starts from RUNNING.");
+        var initial = DeviceMigration.GetState(source);
+        if (initial != VfioMigrationState.Running)
+            throw new VfioRuleException("WrongStateForMigration", $"{source.Name} is in {MigrationFsm.Name(initial)}; a migration starts from RUNNING.");
         if (destination is not null)
         {
             string? mismatch = source.Identity.Mismatch(destination.Identity);
@@ -304,11 +305,8 @@ public static class MigrationRunner
 
     private static (ulong Pages, ulong Bytes) GuestDirty(VfioContainer? container, CancellationToken cancel)
     {
-        if (container is null || container.Mappings.Count == 0) return (0, 0);
-        var maps = container.Mappings;
-        ulong first = maps[0].Iova.Value, end = 0;
-        foreach (var m in maps) end = Math.Max(end, m.End.Value);
-        var bitmap = container.GetDirtyBitmap(first, end - first, cancel: cancel);
+        if (container?.MappedExtent is not { } extent) return (0, 0);
+        var bitmap = container.GetDirtyBitmap(extent.Iova, extent.Size, cancel: cancel);
         return (bitmap.DirtyPages, bitmap.DirtyBytes);
     }
 

@@ -147,6 +147,40 @@ public sealed class VfioContainer : IDisposable
     /// <summary>The devices the container holds open (see <see cref="GetDevice"/>).</summary>
     public IReadOnlyList<VfioDevice> Devices { get { lock (_lock) return _devices.Values.ToArray(); } }
 
+    /// <summary>
+    /// Reads something from a device without keeping it: through the session container that holds its
+    /// group (reusing that container's open descriptor), or through a container of its own opened for the
+    /// moment and closed again. <paramref name="read"/> also receives the holding container, or null.
+    /// </summary>
+    public static T ReadDevice<T>(VfioHost host, IReadOnlyList<VfioContainer> session, int group, string name, Func<VfioDevice, VfioContainer?, T> read)
+    {
+        var holding = session.FirstOrDefault(c => c.HoldsDevice(name));
+        if (holding is not null) return read(holding.GetDevice(name), holding);
+        using var temporary = Open(host, numbered: false);
+        temporary.Attach(group);
+        temporary.SetIommu();
+        using var device = temporary.OpenDevice(name);
+        return read(device, null);
+    }
+
+    /// <summary>
+    /// The span from the lowest mapping to the end of the highest, or null without mappings: the range a
+    /// read of every mapped page covers.
+    /// </summary>
+    public (ulong Iova, ulong Size)? MappedExtent
+    {
+        get
+        {
+            lock (_lock)
+            {
+                if (_ranges.Count == 0) return null;
+                ulong end = 0;
+                foreach (var r in _ranges) end = Math.Max(end, r.Iova + r.Size);
+                return (_ranges[0].Iova, end - _ranges[0].Iova);
+            }
+        }
+    }
+
     /// <summary>True if a device of one of the container's groups has this name.</summary>
     public bool HoldsDevice(string name)
     {

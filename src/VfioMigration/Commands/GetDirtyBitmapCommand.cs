@@ -1,5 +1,4 @@
 using System;
-using System.Linq;
 using System.Management.Automation;
 using VfioMigration.Core.Dirty;
 using VfioMigration.Core.Vfio;
@@ -39,8 +38,8 @@ public sealed class GetDirtyBitmapCommand : ContainerCmdlet
         using var trace = TraceCalls();
         foreach (var c in SelectedContainers())
         {
-            var maps = c.Mappings;
-            ulong iova = Iova ?? (maps.Count > 0 ? maps[0].Iova.Value : 0);
+            var extent = c.MappedExtent;
+            ulong iova = Iova ?? extent?.Iova ?? 0;
             ulong size;
             if (Size is { } given)
             {
@@ -49,10 +48,10 @@ public sealed class GetDirtyBitmapCommand : ContainerCmdlet
             else
             {
                 // Without -Size, up to the end of the highest mapping: there must be one above -Iova.
-                ulong end = maps.Count > 0 ? maps.Max(m => m.End.Value) : 0;
+                ulong end = extent is { } e ? e.Iova + e.Size : 0;
                 if (end <= iova)
                 {
-                    WriteError(RuleError(maps.Count == 0
+                    WriteError(RuleError(extent is null
                             ? $"Container {c.Id} has no DMA mappings, so there is nothing to read; map memory first, or give -Iova and -Size."
                             : $"Container {c.Id} has no mapping at or above 0x{iova:x} (its mappings end at 0x{end:x}); give -Size, or a lower -Iova.",
                         "NoMappings", ErrorCategory.InvalidArgument, c));

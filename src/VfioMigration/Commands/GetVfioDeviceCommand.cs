@@ -72,28 +72,14 @@ public sealed class GetVfioDeviceCommand : VfioCmdlet
     /// </summary>
     private void Emit(VfioGroupInfo group, VfioGroupDevice device, bool listing = false)
     {
-        VfioContainer? temporary = null;
         try
         {
-            var container = VfioSession.Containers.FirstOrDefault(c => c.Groups.Any(g => g.Number == group.Group));
-            if (container is null)
-            {
-                temporary = VfioContainer.Open(CurrentHost, numbered: false);
-                temporary.Attach(group.Group);
-                temporary.SetIommu();
-                container = temporary;
-            }
-            using var open = container.OpenDevice(device.Name);
-            WriteObject(VfioDeviceInfo.Inspect(open, device));
+            WriteObject(VfioContainer.ReadDevice(CurrentHost, VfioSession.Containers, group.Group, device.Name, (open, _) => VfioDeviceInfo.Inspect(open, device)));
         }
         catch (Exception e) when (IsVfioError(e))
         {
             if (listing) WriteWarning($"{device.Name} (group {group.Group}) was not inspected: {e.Message}");
             else WriteError(ErrorFor(e, device.Name));
-        }
-        finally
-        {
-            temporary?.Dispose();
         }
     }
 }

@@ -1,6 +1,5 @@
 using System;
 using System.Diagnostics;
-using System.Linq;
 using System.Management.Automation;
 using VfioMigration.Core.Dirty;
 using VfioMigration.Infrastructure;
@@ -39,13 +38,12 @@ public sealed class MeasureDirtyRateCommand : ContainerCmdlet
         using var trace = TraceCalls();
         foreach (var c in SelectedContainers())
         {
-            var maps = c.Mappings;
-            if (maps.Count == 0)
+            if (c.MappedExtent is not { } extent)
             {
                 WriteError(RuleError($"Container {c.Id} has no DMA mappings to measure.", "NoMappings", ErrorCategory.InvalidOperation, c));
                 continue;
             }
-            ulong iova = maps[0].Iova.Value, size = maps.Max(m => m.End.Value) - iova;
+            var (iova, size) = extent;
             int samples = (int)Math.Floor(Duration.TotalMilliseconds / Interval.TotalMilliseconds);
             var progress = new ProgressRecord(2, "Measure-DirtyRate", $"container {c.Id}");
             try
