@@ -5,6 +5,7 @@ using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using VfioMigration.Core.Files;
 using VfioMigration.Core.Kernel;
 
 namespace VfioMigration.Core.Dirty;
@@ -12,15 +13,20 @@ namespace VfioMigration.Core.Dirty;
 /// <summary>
 /// The file Export-DirtyBitmap writes and Import-DirtyBitmap reads: UTF-8 JSON with the bitmap's
 /// metadata, its words as base64 of little-endian u64s, and a CRC-64 of those bytes. Lossless: importing
-/// gives the same bits, range, page size, scope, host and timestamp. Written to a temporary file and
-/// renamed, so a failure never leaves a half-written file under the name.
+/// gives the same bits, range, page size, scope, host and timestamp. Written to a temporary file (0600)
+/// and renamed, so a failure never leaves a half-written file under the name; only regular files are
+/// read or written (a FIFO or a device is refused, never waited on).
 /// </summary>
 public static class DirtyBitmapFile
 {
     public const string Format = "VfioMigration.DirtyBitmap";
     public const int Version = 1;
 
-    public static void Write(DirtyBitmap bitmap, string path)
+    /// <summary>
+    /// Writes the bitmap to <paramref name="path"/>. Throws <see cref="VfioRuleException"/> (FileExists without
+    /// <paramref name="replace"/>, FileNotRegular, FileWriteFailed) and leaves no partial file.
+    /// </summary>
+    public static void Write(DirtyBitmap bitmap, string path, bool replace = true)
     {
         var bytes = MemoryMarshal.AsBytes(bitmap.GetWords()).ToArray();
         var doc = new JsonObject
@@ -39,29 +45,21 @@ public static class DirtyBitmapFile
             ["crc64"] = Crc64.HashToUInt64(bytes).ToString("x16", CultureInfo.InvariantCulture),
             ["bitmap"] = Convert.ToBase64String(bytes),
         };
-        string full = Path.GetFullPath(path);
-        string temp = Path.Combine(Path.GetDirectoryName(full) ?? ".", "." + Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N")[..8] + ".tmp");
-        try
+        using var file = new AtomicFileWriter(path, "bitmap file", replace);
+        using (var stream = new MemoryStream())
         {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
-            {
-                using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
-                    doc.WriteTo(writer);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
+            using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+                doc.WriteTo(writer);
+            file.Write(stream.GetBuffer().AsSpan(0, (int)stream.Length));
         }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
+        file.Commit();
     }
 
     public static DirtyBitmap Read(string path)
     {
         JsonNode? doc;
-        try { doc = JsonNode.Parse(File.ReadAllText(path)); }
+        var text = RegularFile.ReadAllBytes(path, "bitmap file", "BitmapFileNotFound");
+        try { doc = JsonNode.Parse(text); }
         catch (JsonException e) { throw new InvalidDataException($"'{path}' is not a dirty-bitmap file: {e.Message}"); }
         if (doc is not JsonObject o || (string?)o["format"] != Format)
             throw new InvalidDataException($"'{path}' is not a dirty-bitmap file written by Export-DirtyBitmap.");

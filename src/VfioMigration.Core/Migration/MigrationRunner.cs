@@ -38,6 +38,9 @@ public sealed class MigrationOptions
     /// <summary>The link's bytes per second: data moves at most this fast, and switchover needs what remains ≤ Bandwidth × DowntimeLimit.</summary>
     public ulong Bandwidth { get; init; } = 128UL << 20;
 
+    /// <summary>The slowest link a migration accepts (1 MiB/s): below it a device's state takes hours, and 0 never arrives.</summary>
+    public const ulong MinimumBandwidth = 1UL << 20;
+
     /// <summary>Guest memory whose dirty pages count as part of what remains (its dirty tracking must be running).</summary>
     public VfioContainer? Container { get; init; }
 }
@@ -119,8 +122,38 @@ public sealed class MigrationReport
 
     public VfioMigrationState? DestinationState { get; init; }
 
-    /// <summary>Why it did not complete (QEMU error-desc).</summary>
+    /// <summary>Why it did not complete (QEMU error-desc), with where both devices ended.</summary>
     public string? ErrorDescription { get; init; }
+
+    /// <summary>The stable error id of a migration that did not complete (MigrationNotConverged, DeviceInError, DestinationRefused, FileWriteFailed, Cancelled, ...).</summary>
+    public string? ErrorId { get; init; }
+
+    /// <summary>Where a migration that did not complete stopped: setup, pre-copy round k, switchover, stop-copy read, rename, destination load, resume.</summary>
+    public string? FailedPhase { get; init; }
+
+    /// <summary>Where the source ended and what the module did to it.</summary>
+    public required DeviceOutcome SourceOutcome { get; init; }
+
+    /// <summary>Where the destination device ended (null for a state file).</summary>
+    public DeviceOutcome? DestinationOutcome { get; init; }
+
+    /// <summary>The device's stop-copy size (VFIO_DEVICE_FEATURE_MIG_DATA_SIZE) when it was asked at switchover or to explain non-convergence.</summary>
+    public ulong? StopCopySize { get; init; }
+
+    /// <summary>What Bandwidth × DowntimeLimit allows to remain at switchover.</summary>
+    public required ulong AllowedBytes { get; init; }
+
+    /// <summary>
+    /// A completed migration whose measured downtime exceeded DowntimeLimit. Like QEMU, the module uses the
+    /// limit as the target of the switchover decision, not as a guarantee: it says so instead of failing.
+    /// </summary>
+    public bool DowntimeExceeded => Status == MigrationStatus.Completed && Downtime > DowntimeLimit;
+
+    /// <summary>A stop (Ctrl+C) came after the point of no return (destination running, file committed) and was not honoured.</summary>
+    public bool StopAfterPointOfNoReturn { get; init; }
+
+    /// <summary>The state file written (a migration to a file that completed).</summary>
+    public string? FileWritten { get; init; }
 
     public required HostKind HostKind { get; init; }
 }
@@ -129,201 +162,64 @@ public sealed class MigrationReport
 /// A pre-copy migration of one device: iterations while the source runs, switchover when what remains
 /// fits in bandwidth × downtime limit (QEMU's rule), then stop-and-copy into the destination device (or a
 /// state file). Data moves at most at the given bandwidth, so a device that dirties faster than the link
-/// drains it does not converge, as on a real link.
+/// drains it does not converge, as on a real link. Runs on <see cref="MigrationEngine"/>: every exit that
+/// is not a completion leaves the source back in RUNNING (or named in ERROR), the destination reset, and
+/// no partial file, and the report says so.
 /// </summary>
 public static class MigrationRunner
 {
+    /// <summary>
+    /// Checks the request (throwing <see cref="VfioRuleException"/> before anything moves), then migrates and
+    /// reports. A failure or a stop during the migration is a report with its status, never an exception;
+    /// only a bug escapes, and then only after the clean-up.
+    /// </summary>
     public static MigrationReport Run(VfioDevice source, VfioDevice? destination, string? path, MigrationOptions options,
-        Action<string, ulong, ulong>? progress = null, CancellationToken cancel = default)
+        Action<MigrationProgress>? progress = null, CancellationToken cancel = default, bool replace = false)
     {
         if ((destination is null) == (path is null)) throw new ArgumentException("Give a destination device or a state file, not both.");
         var support = source.Migration;
         if (support.Protocol == MigrationProtocol.None)
             throw new VfioRuleException("NoMigrationSupport", $"{source.Name} has no migration driver.");
+        if (options.Bandwidth < MigrationOptions.MinimumBandwidth)
+            throw new VfioRuleException("BandwidthTooLow", $"a bandwidth of {options.Bandwidth} B/s would take hours (0 never arrives): give at least 1MB (1 MiB/s).");
+        if (options.DowntimeLimit <= TimeSpan.Zero)
+            throw new VfioRuleException("DowntimeLimitTooLow", "the downtime limit must be more than 0 ms.");
         var initial = DeviceMigration.GetState(source);
         if (initial != VfioMigrationState.Running)
             throw new VfioRuleException("WrongStateForMigration", $"{source.Name} is in {MigrationFsm.Name(initial)}; a migration starts from RUNNING.");
         if (destination is not null)
         {
+            if (string.Equals(destination.Name, source.Name, StringComparison.OrdinalIgnoreCase))
+                throw new VfioRuleException("DestinationIsSource", $"{source.Name} cannot be migrated into itself.");
             string? mismatch = source.Identity.Mismatch(destination.Identity);
             if (mismatch is not null) throw new VfioRuleException("DestinationMismatch", $"{destination.Name} cannot take the state of {source.Name}: {mismatch}.");
+            var d = DeviceMigration.GetState(destination);
+            if (d is not (VfioMigrationState.Running or VfioMigrationState.Stop))
+                throw new VfioRuleException("WrongStateForRestore", $"{destination.Name} is in {MigrationFsm.Name(d)}; a destination starts from RUNNING or STOP.");
         }
         if (options.Container is { IsTracking: false } c)
             throw new VfioRuleException("TrackingNotStarted", $"container {c.Id} is not tracking dirty pages; start it (Start-DirtyTracking) so guest memory counts in what remains.");
 
-        var total = Stopwatch.StartNew();
-        var link = new Link(options.Bandwidth);
-        var iterations = new List<MigrationIteration>();
-        ulong precopy = 0, stopcopy = 0, guestBytes = 0, remaining = 0;
-        TimeSpan expected = TimeSpan.Zero;
-        Stopwatch? stopped = null;
-        var buffer = ArrayPool<byte>.Shared.Rent(DeviceState.BufferSize);
-        StateFile.Writer? file = path is null ? null : new StateFile.Writer(path, source.Identity, 4096);
-        bool destinationResuming = false;
-
-        void Send(MigrationPhase phase, ReadOnlySpan<byte> data)
+        // The file is the last check: it is created (0600, beside its name) only when everything else holds.
+        using var file = path is null ? null : new StateFile.Writer(path, source.Identity, 4096, replace);
+        var engine = new MigrationEngine
         {
-            if (file is not null) file.WriteChunk(phase, data);
-            else if (support.Protocol == MigrationProtocol.V2) DeviceState.WriteAll(destination!, data);
-            else DeviceState.WriteV1Transaction(destination!, destination!.Migration, data);
-            link.Sent((ulong)data.Length, cancel);
-            if (phase == MigrationPhase.PreCopy) precopy += (ulong)data.Length; else stopcopy += (ulong)data.Length;
-            progress?.Invoke(phase == MigrationPhase.PreCopy ? $"iteration {iterations.Count + 1}" : "stop-and-copy", precopy + stopcopy + guestBytes, remaining);
-        }
-
-        MigrationReport Report(MigrationStatus status, string? error) => new()
-        {
-            Source = source.Name, Destination = destination?.Name ?? Path.GetFullPath(path!), Status = status, Protocol = support.Protocol,
-            Iterations = iterations.Count, PrecopyBytes = precopy, StopCopyBytes = stopcopy, GuestBytes = guestBytes, RemainingBytes = remaining,
-            Downtime = stopped?.Elapsed ?? TimeSpan.Zero, ExpectedDowntime = expected, TotalTime = total.Elapsed,
-            Bandwidth = options.Bandwidth, DowntimeLimit = options.DowntimeLimit, IterationDetails = iterations,
-            SourceState = SafeState(source), DestinationState = destination is null ? null : SafeState(destination),
-            ErrorDescription = error, HostKind = source.Host.Kind,
+            Mode = EngineMode.Migrate, Source = source, Destination = destination, Output = file,
+            MaxRounds = options.MaxIterations, Options = options, RunDestination = true, Progress = progress, Cancel = cancel,
         };
-
-        try
+        var r = engine.Run();
+        return new MigrationReport
         {
-            if (destination is not null)
-            {
-                DeviceMigration.SetState(destination, VfioMigrationState.Resuming);
-                destinationResuming = true;
-            }
-            bool preCopy = support.Protocol == MigrationProtocol.V1 || (support.Flags & VfioConstants.VFIO_MIGRATION_PRE_COPY) != 0;
-            if (preCopy) DeviceMigration.SetState(source, VfioMigrationState.PreCopy);
-            ulong threshold = (ulong)(options.Bandwidth * options.DowntimeLimit.TotalSeconds);
-            bool converged = !preCopy;
-            while (preCopy && iterations.Count < options.MaxIterations)
-            {
-                cancel.ThrowIfCancellationRequested();
-                var clock = Stopwatch.StartNew();
-                ulong sentBefore = precopy;
-                ulong pendingAtStart = DevicePending(source, support);
-                if (support.Protocol == MigrationProtocol.V2) DeviceState.ReadV2(source, MigrationPhase.PreCopy, Send, buffer, cancel, pendingAtStart);
-                else DeviceState.ReadV1(source, support, MigrationPhase.PreCopy, Send, null, buffer, cancel);
-                ulong read = precopy - sentBefore;
-                var (guestPages, guestDirty) = GuestDirty(options.Container, cancel);
-                link.Sent(guestDirty, cancel);
-                guestBytes += guestDirty;
-                ulong pendingAfter = DevicePending(source, support);
-                remaining = pendingAfter + guestDirty;
-                var took = clock.Elapsed;
-                double seconds = Math.Max(took.TotalSeconds, 1e-6);
-                // What the device dirtied meanwhile: what is pending now, less what was pending and not yet read.
-                ulong leftover = pendingAtStart > read ? pendingAtStart - read : 0;
-                ulong dirtied = pendingAfter > leftover ? pendingAfter - leftover : 0;
-                iterations.Add(new MigrationIteration
-                {
-                    Iteration = iterations.Count + 1, DeviceBytes = precopy - sentBefore, GuestDirtyPages = guestPages, GuestDirtyBytes = guestDirty,
-                    RemainingBytes = remaining, Duration = took,
-                    DirtyRateMiBps = Math.Round((dirtied + guestDirty) / 1048576.0 / seconds, 3),
-                    DirtyPagesPerSecond = Math.Round(guestPages / seconds, 1),
-                });
-                // QEMU: switch over when the estimate fits; then ask the exact size (MIG_DATA_SIZE) before stopping.
-                ulong exact = remaining;
-                if (remaining <= threshold && support.Protocol == MigrationProtocol.V2) exact = Math.Max(remaining, StopCopySize(source) + guestDirty);
-                expected = TimeSpan.FromSeconds(exact / (double)Math.Max(1, options.Bandwidth));
-                if (exact <= threshold) { converged = true; break; }
-            }
-            if (!converged)
-            {
-                string why = $"pre-copy did not converge in {iterations.Count} iterations: {remaining} bytes remain, more than {options.Bandwidth} B/s × {options.DowntimeLimit.TotalMilliseconds} ms allows ({(ulong)(options.Bandwidth * options.DowntimeLimit.TotalSeconds)} bytes); the device dirties faster than the link drains it";
-                Abort(source, destination, destinationResuming, file);
-                return Report(MigrationStatus.NotConverged, why);
-            }
-
-            // Switchover: the source stops; what remains moves; the destination takes it and runs.
-            stopped = Stopwatch.StartNew();
-            DeviceMigration.SetState(source, VfioMigrationState.StopCopy);
-            if (support.Protocol == MigrationProtocol.V2) DeviceState.ReadV2(source, MigrationPhase.StopCopy, Send, buffer, cancel);
-            else DeviceState.ReadV1(source, support, MigrationPhase.StopCopy, Send, null, buffer, cancel);
-            var (_, finalGuest) = GuestDirty(options.Container, cancel);
-            link.Sent(finalGuest, cancel);
-            guestBytes += finalGuest;
-            remaining = 0;
-            DeviceMigration.SetState(source, VfioMigrationState.Stop);
-            if (destination is not null)
-            {
-                DeviceMigration.SetState(destination, VfioMigrationState.Stop);   // the driver validates here
-                DeviceMigration.SetState(destination, VfioMigrationState.Running);
-            }
-            else
-            {
-                file!.Commit();
-            }
-            stopped.Stop();
-            return Report(MigrationStatus.Completed, null);
-        }
-        catch (OperationCanceledException)
-        {
-            Abort(source, destination, destinationResuming, file);
-            return Report(MigrationStatus.Cancelled, "cancelled; the source was moved back to RUNNING");
-        }
-        catch (Exception e) when (e is VfioNativeException or VfioRuleException or MigrationTransitionException or IOException)
-        {
-            Abort(source, destination, destinationResuming, file);
-            return Report(MigrationStatus.Failed, e.Message);
-        }
-        finally
-        {
-            file?.Dispose();
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    /// <summary>
-    /// A migration that does not complete leaves the source running and the destination as it can be:
-    /// a destination left in RESUMING with part of a stream is reset (VFIO_DEVICE_RESET), and a partial
-    /// state file is deleted.
-    /// </summary>
-    private static void Abort(VfioDevice source, VfioDevice? destination, bool destinationResuming, StateFile.Writer? file)
-    {
-        file?.Dispose();
-        DeviceState.BackToRunning(source);
-        if (destination is not null && destinationResuming)
-        {
-            try { DeviceMigration.Reset(destination); }
-            catch (VfioNativeException) { /* a device without reset stays in RESUMING; its state says so in the report */ }
-        }
-    }
-
-    private static VfioMigrationState SafeState(VfioDevice device)
-    {
-        try { return DeviceMigration.GetState(device); }
-        catch (Exception e) when (e is VfioNativeException or VfioRuleException) { return VfioMigrationState.Error; }
-    }
-
-    /// <summary>What the source still has to send while running: PRECOPY_INFO (v2) or pending_bytes (v1).</summary>
-    private static ulong DevicePending(VfioDevice source, MigrationSupport support)
-    {
-        if (support.Protocol == MigrationProtocol.V1) return DeviceState.ReadField(source, (long)support.V1Region!.Offset + 8, "pending_bytes");
-        var (initial, dirty) = DeviceState.PrecopyInfo(source);
-        return initial + dirty;
-    }
-
-    // QEMU assumes 100 GiB when a device cannot say, so that the limit is never met by accident.
-    private static ulong StopCopySize(VfioDevice source) => source.GetStopCopySize() ?? 100UL << 30;
-
-    private static (ulong Pages, ulong Bytes) GuestDirty(VfioContainer? container, CancellationToken cancel)
-    {
-        if (container?.MappedExtent is not { } extent) return (0, 0);
-        var bitmap = container.GetDirtyBitmap(extent.Iova, extent.Size, cancel: cancel);
-        return (bitmap.DirtyPages, bitmap.DirtyBytes);
-    }
-
-    /// <summary>A link of a given bandwidth: sending waits until the bytes would have crossed it.</summary>
-    private sealed class Link
-    {
-        private readonly double _bytesPerSecond;
-        private readonly Stopwatch _clock = Stopwatch.StartNew();
-        private double _sent;
-
-        public Link(ulong bandwidth) => _bytesPerSecond = Math.Max(1, bandwidth);
-
-        public void Sent(ulong bytes, CancellationToken cancel)
-        {
-            _sent += bytes;
-            var due = TimeSpan.FromSeconds(_sent / _bytesPerSecond) - _clock.Elapsed;
-            if (due > TimeSpan.Zero && cancel.WaitHandle.WaitOne(due)) cancel.ThrowIfCancellationRequested();
-        }
+            Source = source.Name, Destination = destination?.Name ?? file!.Path, Status = r.Status, Protocol = support.Protocol,
+            Iterations = engine.Iterations.Count, PrecopyBytes = engine.PreCopyBytes, StopCopyBytes = engine.StopCopyBytes,
+            GuestBytes = engine.GuestBytes, RemainingBytes = r.Status == MigrationStatus.Completed ? 0 : engine.RemainingBytes,
+            Downtime = engine.Downtime, ExpectedDowntime = engine.ExpectedDowntime, TotalTime = engine.TotalTime,
+            Bandwidth = options.Bandwidth, DowntimeLimit = options.DowntimeLimit, IterationDetails = engine.Iterations,
+            SourceState = r.Source!.State, DestinationState = r.Destination?.State,
+            SourceOutcome = r.Source, DestinationOutcome = r.Destination,
+            ErrorDescription = r.Error, ErrorId = r.ErrorId, FailedPhase = r.Status == MigrationStatus.Completed ? null : r.Phase,
+            StopCopySize = engine.StopCopySize, AllowedBytes = engine.Threshold, StopAfterPointOfNoReturn = r.StopAfterPointOfNoReturn,
+            FileWritten = r.FileWritten, HostKind = source.Host.Kind,
+        };
     }
 }

@@ -18,15 +18,23 @@ public static class Errno
     public const int EFAULT = 14;
     public const int EBUSY = 16;
     public const int EEXIST = 17;
+    public const int EXDEV = 18;
     public const int ENODEV = 19;
+    public const int ENOTDIR = 20;
+    public const int EISDIR = 21;
     public const int EINVAL = 22;
     public const int ENOTTY = 25;
+    public const int EFBIG = 27;
     public const int ENOSPC = 28;
     public const int ESPIPE = 29;
+    public const int EROFS = 30;
     public const int ERANGE = 34;
+    public const int ENAMETOOLONG = 36;
+    public const int ELOOP = 40;
     public const int ENOMSG = 42;
     public const int EOVERFLOW = 75;
     public const int EOPNOTSUPP = 95;
+    public const int EDQUOT = 122;
 
     /// <summary>The C name of an errno value ("EINVAL"), or "errno N" for one not listed.</summary>
     public static string Name(int errno) => errno switch
@@ -44,6 +52,14 @@ public static class Errno
         EFAULT => nameof(EFAULT),
         EBUSY => nameof(EBUSY),
         EEXIST => nameof(EEXIST),
+        EXDEV => nameof(EXDEV),
+        ENOTDIR => nameof(ENOTDIR),
+        EISDIR => nameof(EISDIR),
+        EFBIG => nameof(EFBIG),
+        EROFS => nameof(EROFS),
+        ENAMETOOLONG => nameof(ENAMETOOLONG),
+        ELOOP => nameof(ELOOP),
+        EDQUOT => nameof(EDQUOT),
         ENODEV => nameof(ENODEV),
         EINVAL => nameof(EINVAL),
         ENOTTY => nameof(ENOTTY),

@@ -16,8 +16,26 @@ internal static unsafe partial class Libc
     internal const int O_RDONLY = 0x0;
     internal const int O_WRONLY = 0x1;
     internal const int O_RDWR = 0x2;
+    internal const int O_CREAT = 0x40;
+    internal const int O_EXCL = 0x80;
+    internal const int O_NOCTTY = 0x100;
     internal const int O_NONBLOCK = 0x800;
     internal const int O_CLOEXEC = 0x80000;
+
+    // statx(2): the same layout on every architecture, unlike struct stat (x86_64 and aarch64 differ).
+    internal const int AT_FDCWD = -100;
+    internal const int AT_EMPTY_PATH = 0x1000;
+    internal const uint STATX_TYPE = 0x1;
+    internal const uint STATX_MODE = 0x2;
+    internal const uint STATX_SIZE = 0x200;
+    internal const uint S_IFMT = 0xF000;
+    internal const uint S_IFREG = 0x8000;
+    internal const uint S_IFDIR = 0x4000;
+    internal const uint S_IFIFO = 0x1000;
+    internal const uint S_IFCHR = 0x2000;
+    internal const uint S_IFBLK = 0x6000;
+    internal const uint S_IFSOCK = 0xC000;
+    internal const uint RENAME_NOREPLACE = 0x1;
 
     internal const int PROT_NONE = 0x0;
     internal const int PROT_READ = 0x1;
@@ -50,6 +68,27 @@ internal static unsafe partial class Libc
 
     [LibraryImport(LibraryName, SetLastError = true)]
     internal static partial int close(int fd);
+
+    /// <summary>The fields of struct statx (linux/stat.h) the module reads; the kernel fills 256 bytes.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 256)]
+    internal struct statx_buf
+    {
+        [FieldOffset(0)] public uint stx_mask;
+        [FieldOffset(28)] public ushort stx_mode;
+        [FieldOffset(40)] public ulong stx_size;
+    }
+
+    [LibraryImport(LibraryName, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int statx(int dirfd, string pathname, int flags, uint mask, statx_buf* statxbuf);
+
+    [LibraryImport(LibraryName, SetLastError = true)]
+    internal static partial int fsync(int fd);
+
+    [LibraryImport(LibraryName, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int renameat2(int olddirfd, string oldpath, int newdirfd, string newpath, uint flags);
+
+    [LibraryImport(LibraryName, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int unlink(string pathname);
 
     /// <summary>ioctl with a pointer argument (struct or buffer).</summary>
     [LibraryImport(LibraryName, SetLastError = true)]

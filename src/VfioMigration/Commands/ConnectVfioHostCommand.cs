@@ -4,6 +4,8 @@ using System.IO;
 using System.Management.Automation;
 using System.Management.Automation.Language;
 using VfioMigration.Core.Discovery;
+using VfioMigration.Core;
+using VfioMigration.Core.Files;
 using VfioMigration.Core.Kernel;
 using VfioMigration.Core.Native;
 using VfioMigration.Core.Simulation;
@@ -75,14 +77,19 @@ public sealed class ConnectVfioHostCommand : VfioCmdlet
 
     private SimHostConfiguration LoadConfiguration(string path)
     {
-        if (!File.Exists(path))
+        // Read as a regular file only: a FIFO or a device given as -Configuration is refused, never waited on.
+        string text = "";
+        try
         {
-            ThrowTerminatingError(RuleError($"The simulated host configuration '{path}' does not exist.",
-                ErrorIds.ConfigurationNotFound, ErrorCategory.ObjectNotFound, path));
+            text = System.Text.Encoding.UTF8.GetString(RegularFile.ReadAllBytes(path, "simulated host configuration", ErrorIds.ConfigurationNotFound, 16L << 20));
+        }
+        catch (VfioRuleException e)
+        {
+            ThrowTerminatingError(ErrorFor(e, path));
         }
 
         // A .psd1 is data: parse it and take only constant values, never run it (Import-PowerShellDataFile's rule).
-        var ast = Parser.ParseFile(path, out _, out ParseError[] errors);
+        var ast = Parser.ParseInput(text, path, out _, out ParseError[] errors);
         if (errors.Length > 0)
         {
             var e = errors[0];

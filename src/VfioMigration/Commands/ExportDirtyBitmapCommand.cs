@@ -43,21 +43,16 @@ public sealed class ExportDirtyBitmapCommand : VfioCmdlet
             return;
         }
         string path = GetUnresolvedProviderPathFromPSPath(Path);
-        if (File.Exists(path) && !Force)
-        {
-            WriteError(RuleError($"'{path}' exists; use -Force to overwrite it.", "FileExists", ErrorCategory.ResourceExists, path));
-            return;
-        }
         if (!ShouldProcess(path, $"Write the dirty bitmap {InputObject}")) return;
         try
         {
-            DirtyBitmapFile.Write(InputObject, path);
+            DirtyBitmapFile.Write(InputObject, path, replace: Force);
             // Through the provider, so the object carries PowerShell's file members and formats as Get-Item's.
             if (PassThru) WriteObject(InvokeProvider.Item.Get(path), enumerateCollection: true);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (IsVfioError(e))
         {
-            WriteError(new ErrorRecord(e, "FileWriteFailed", ErrorCategory.WriteError, path));
+            WriteError(ErrorFor(e, path));
         }
     }
 }

@@ -34,9 +34,9 @@ public sealed class ImportDirtyBitmapCommand : VfioCmdlet
             {
                 WriteError(RuleError(e.Message, ErrorIds.BitmapFileInvalid, ErrorCategory.InvalidData, path));
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            catch (Exception e) when (IsVfioError(e))
             {
-                WriteError(new ErrorRecord(e, "FileReadFailed", e is FileNotFoundException ? ErrorCategory.ObjectNotFound : ErrorCategory.ReadError, path));
+                WriteError(ErrorFor(e, path));
             }
         }
     }

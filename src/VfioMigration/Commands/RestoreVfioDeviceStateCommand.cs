@@ -7,9 +7,10 @@ using VfioMigration.Infrastructure;
 namespace VfioMigration.Commands;
 
 /// <summary>
-/// Loads a state file into a device. The whole file is verified first (checksums, trailer, the kind of
-/// device it was saved from); a corrupt, truncated or foreign file is refused and the device is left as
-/// it was. The device ends in STOP, or RUNNING with -Resume.
+/// Loads a state file into a device. The file is opened once and verified through that descriptor
+/// (checksums, trailer, the kind of device it was saved from); a corrupt, truncated or foreign file is
+/// refused and the device is left as it was. The verified chunks are loaded, each checked again as it is
+/// read. The device ends in STOP, or RUNNING with -Resume; a load that fails resets it.
 /// </summary>
 [Cmdlet(VerbsData.Restore, "VfioDeviceState", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(StateRestoreResult))]
@@ -32,32 +33,23 @@ public sealed class RestoreVfioDeviceStateCommand : DeviceCmdlet
     protected override void ProcessRecord()
     {
         string path = GetUnresolvedProviderPathFromPSPath(Path);
-        if (!System.IO.File.Exists(path))
-        {
-            WriteError(RuleError($"The state file '{path}' does not exist.", "StateFileNotFound", ErrorCategory.ObjectNotFound, path));
-            return;
-        }
         ForEachDevice(device =>
         {
             if (!ShouldProcess(device.Name, $"Load the device state from {path} (the device's current state is replaced)")) return;
             var progress = new ProgressRecord(4, $"Restore-VfioDeviceState {device.Name}", "verifying");
             try
             {
-                WriteObject(DeviceState.Restore(device, path, Resume, p =>
-                {
-                    progress.StatusDescription = $"{Readable.Bytes(p.Moved)} loaded, {Readable.Bytes(p.Pending ?? 0)} to go";
-                    WriteProgress(progress);
-                }, StopToken));
+                var result = DeviceState.Restore(device, path, Resume, p => WriteTransferProgress(progress, p, "loaded"), StopToken);
+                if (result.StopAfterPointOfNoReturn)
+                    WarnEvenIfStopped($"Ctrl+C came after {device.Name} had taken the state: the restore was kept; it is in {MigrationFsm.Name(result.FinalState)}.");
+                WriteObject(result);
             }
-            catch (OperationCanceledException)
+            catch (MigrationFailedException e)
             {
-                WriteWarning($"The restore into {device.Name} was cancelled; a device left in RESUMING needs a reset (Reset-VfioDevice).");
+                ReportAborted(e, device.Name);
             }
-            finally
-            {
-                progress.RecordType = ProgressRecordType.Completed;
-                WriteProgress(progress);
-            }
+            progress.RecordType = ProgressRecordType.Completed;
+            WriteProgress(progress);
         });
     }
 }

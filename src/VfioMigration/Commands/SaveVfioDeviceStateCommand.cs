@@ -8,8 +8,8 @@ namespace VfioMigration.Commands;
 
 /// <summary>
 /// Saves a device's migration state to a file: the pre-copy rounds the device supports, then
-/// stop-and-copy. The file is written under a temporary name and renamed only when complete; a failed or
-/// cancelled save (Ctrl+C) leaves no file and moves the device back to RUNNING.
+/// stop-and-copy. The file is written under a temporary name (0600) and renamed only when complete; a
+/// failed or cancelled save (Ctrl+C) leaves no file and moves the device back where it started.
 /// </summary>
 [Cmdlet(VerbsData.Save, "VfioDeviceState", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(StateSaveResult))]
@@ -45,37 +45,23 @@ public sealed class SaveVfioDeviceStateCommand : DeviceCmdlet
             ThrowTerminatingError(RuleError("A state file holds one device: save each device to its own -Path.", "OneDevicePerFile", ErrorCategory.InvalidArgument, Device));
         }
         string path = GetUnresolvedProviderPathFromPSPath(Path);
-        if (System.IO.File.Exists(path) && !Force)
-        {
-            WriteError(RuleError($"'{path}' exists; use -Force to overwrite it.", "FileExists", ErrorCategory.ResourceExists, path));
-            return;
-        }
         ForEachDevice(device =>
         {
             if (!ShouldProcess(device.Name, $"Save the device state to {path} (the device stops{(Resume ? " and then runs again" : "")})")) return;
             var progress = new ProgressRecord(3, $"Save-VfioDeviceState {device.Name}", "starting");
             try
             {
-                WriteObject(DeviceState.Save(device, path, MaxPreCopyRounds, Resume, p =>
-                {
-                    progress.StatusDescription = $"{p.Phase}: {Readable.Bytes(p.Moved)} moved" + (p.Pending is { } left ? $", {Readable.Bytes(left)} pending" : "");
-                    WriteProgress(progress);
-                }, StopToken));
+                var result = DeviceState.Save(device, path, MaxPreCopyRounds, Resume, p => WriteTransferProgress(progress, p), StopToken, replace: Force);
+                if (result.StopAfterPointOfNoReturn)
+                    WarnEvenIfStopped($"Ctrl+C came after '{result.Path}' was committed: the file is whole and was kept; {device.Name} is in {MigrationFsm.Name(result.FinalState)}.");
+                WriteObject(result);
             }
-            catch (OperationCanceledException)
+            catch (MigrationFailedException e)
             {
-                WriteWarning($"The save of {device.Name} was cancelled: no file was written and the device was moved back to RUNNING.");
+                ReportAborted(e, device.Name);
             }
-            catch (MigrationTransitionException e)
-            {
-                WriteError(new ErrorRecord(e, e.StoppedAt == VfioMigrationState.Error ? "DeviceInError" : "TransitionFailed", ErrorCategory.DeviceError, device.Name)
-                    { ErrorDetails = new ErrorDetails(e.Message + " No state file was written.") });
-            }
-            finally
-            {
-                progress.RecordType = ProgressRecordType.Completed;
-                WriteProgress(progress);
-            }
+            progress.RecordType = ProgressRecordType.Completed;
+            WriteProgress(progress);
         });
     }
 }

@@ -10,7 +10,9 @@ namespace VfioMigration.Commands;
 /// <summary>
 /// Migrates a device's state to another device of the same kind on this host, or to a state file: pre-copy
 /// iterations while the source runs, switchover when what remains fits in bandwidth × downtime limit
-/// (QEMU's rule), then stop-and-copy. Returns a MigrationReport; Ctrl+C puts the source back to RUNNING.
+/// (QEMU's rule), then stop-and-copy. Returns a MigrationReport, and keeps it for Get-VfioMigration. Every
+/// exit that is not a completion, Ctrl+C included, leaves the source in RUNNING (or names it in ERROR),
+/// resets the destination and leaves no partial file (docs/when-a-migration-fails.md).
 /// </summary>
 [Cmdlet(VerbsLifecycle.Start, "VfioMigration", DefaultParameterSetName = DeviceParameterSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(MigrationReport))]
@@ -39,6 +41,10 @@ public sealed class StartVfioMigrationCommand : VfioCmdlet
     [ValidateNotNullOrEmpty]
     public string Path { get; set; } = "";
 
+    /// <summary>Replace an existing state file.</summary>
+    [Parameter(ParameterSetName = FileParameterSet)]
+    public SwitchParameter Force { get; set; }
+
     /// <summary>At most this many pre-copy iterations.</summary>
     [Parameter]
     [ValidateRange(1, 10000)]
@@ -49,7 +55,7 @@ public sealed class StartVfioMigrationCommand : VfioCmdlet
     [ValidateRange(1, 2000000)]
     public int DowntimeLimit { get; set; } = 300;
 
-    /// <summary>The link's bytes per second (128MB by default, QEMU's max-bandwidth).</summary>
+    /// <summary>The link's bytes per second (128MB by default, QEMU's max-bandwidth; at least 1MB).</summary>
     [Parameter]
     [NumberTransformation]
     public ulong Bandwidth { get; set; } = 128UL << 20;
@@ -78,39 +84,45 @@ public sealed class StartVfioMigrationCommand : VfioCmdlet
             path = GetUnresolvedProviderPathFromPSPath(Path);
         }
         string target = destination?.Name ?? path!;
-        if (!ShouldProcess(Source, $"Migrate to {target} (the source stops at switchover; {Bandwidth} B/s, downtime limit {DowntimeLimit} ms)")) return;
+        if (!ShouldProcess(Source, $"Migrate to {target} (the source stops at switchover; {Readable.Bytes(Bandwidth)}/s, downtime limit {DowntimeLimit} ms)")) return;
         var progress = new ProgressRecord(5, $"Start-VfioMigration {Source} -> {target}", "setup");
+        MigrationReport report;
         try
         {
-            var report = MigrationRunner.Run(source, destination, path,
+            report = MigrationRunner.Run(source, destination, path,
                 new MigrationOptions { MaxIterations = MaxIterations, DowntimeLimit = TimeSpan.FromMilliseconds(DowntimeLimit), Bandwidth = Bandwidth, Container = Container },
-                (phase, moved, remaining) =>
-                {
-                    progress.StatusDescription = $"{phase}: {Readable.Bytes(moved)} sent, {Readable.Bytes(remaining)} remaining";
-                    WriteProgress(progress);
-                }, StopToken);
-            WriteObject(report);
-            switch (report.Status)
-            {
-                case MigrationStatus.NotConverged:
-                    WriteWarning($"The migration of {Source} did not converge: {report.ErrorDescription}. The source runs on; raise -Bandwidth or -DowntimeLimit, or reduce the load.");
-                    break;
-                case MigrationStatus.Cancelled:
-                    WriteWarning($"The migration of {Source} was cancelled; the source runs on.");
-                    break;
-                case MigrationStatus.Failed:
-                    WriteError(RuleError($"The migration of {Source} failed: {report.ErrorDescription}", "MigrationFailed", ErrorCategory.DeviceError, Source));
-                    break;
-            }
+                p => WriteTransferProgress(progress, p, "sent"), StopToken, replace: Force);
         }
         catch (Exception e) when (IsVfioError(e))
         {
+            // Refused before anything moved (a rule, an existing file, a device in the wrong state).
             WriteError(ErrorFor(e, Source));
+            return;
         }
-        finally
+        VfioSession.RecordMigration(report);
+        switch (report.Status)
         {
-            progress.RecordType = ProgressRecordType.Completed;
-            WriteProgress(progress);
+            case MigrationStatus.Completed:
+                if (report.DowntimeExceeded)
+                {
+                    WarnEvenIfStopped($"The migration of {Source} completed, but the source was stopped for {report.Downtime.TotalMilliseconds:0} ms, more than the -DowntimeLimit of {DowntimeLimit} ms. " +
+                        "Like QEMU, the module uses the limit as the target of its switchover decision (what remains ≤ bandwidth × limit), not as a guarantee; the report's DowntimeExceeded says so.");
+                }
+                if (report.StopAfterPointOfNoReturn)
+                    WarnEvenIfStopped($"Ctrl+C came after the point of no return: the migration of {Source} to {target} had completed and was kept ({report.DestinationOutcome?.ToString() ?? "the state file is whole"}).");
+                break;
+            case MigrationStatus.NotConverged:
+                WarnEvenIfStopped($"The migration of {Source} did not converge: {report.ErrorDescription}");
+                break;
+            case MigrationStatus.Cancelled:
+                WarnEvenIfStopped($"{report.ErrorDescription} The report: Get-VfioMigration | Select-Object -Last 1");
+                break;
+            case MigrationStatus.Failed:
+                WriteError(RuleError($"{report.ErrorDescription}", report.ErrorId ?? "MigrationFailed", ErrorCategory.DeviceError, Source));
+                break;
         }
+        WriteObject(report);
+        progress.RecordType = ProgressRecordType.Completed;
+        WriteProgress(progress);
     }
 }

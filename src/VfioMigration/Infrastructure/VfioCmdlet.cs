@@ -3,7 +3,9 @@ using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
 using VfioMigration.Core;
+using VfioMigration.Core.Files;
 using VfioMigration.Core.Kernel;
+using VfioMigration.Core.Migration;
 using VfioMigration.Core.Native;
 using VfioMigration.Core.Vfio;
 
@@ -43,12 +45,46 @@ public abstract class VfioCmdlet : PSCmdlet, IDisposable
     protected static ErrorRecord ErrorFor(Exception e, object? target) => e switch
     {
         VfioRuleException r => RuleError(r.Message, r.RuleId, CategoryForRule(r.RuleId), target),
+        MigrationFailedException m => new ErrorRecord(m, m.ErrorId, CategoryForRule(m.ErrorId), target) { ErrorDetails = new ErrorDetails(m.Message) },
         VfioNativeException n => SyscallError(n, n.Operation == "open" ? ErrorIds.OpenFailed : ErrorIds.SyscallFailed, target),
         _ => new ErrorRecord(e, ErrorIds.Unexpected, ErrorCategory.NotSpecified, target),
     };
 
     /// <summary>True for the exceptions Core raises for a request or a kernel answer (not bugs).</summary>
-    protected static bool IsVfioError(Exception e) => e is VfioRuleException or VfioNativeException or VfioCapabilityChainException;
+    protected static bool IsVfioError(Exception e) => e is VfioRuleException or VfioNativeException or VfioCapabilityChainException or MigrationFailedException;
+
+    /// <summary>
+    /// A warning that reaches the user even when the pipeline is stopping (Ctrl+C): WriteWarning throws
+    /// then, so the host's console gets it directly.
+    /// </summary>
+    protected void WarnEvenIfStopped(string text)
+    {
+        try
+        {
+            WriteWarning(text);
+        }
+        catch (PipelineStoppedException)
+        {
+            try { Host?.UI?.WriteWarningLine(text); }
+            catch (Exception e) when (e is not OutOfMemoryException) { /* a host without a console: the text has nowhere to go */ }
+        }
+    }
+
+    /// <summary>Write-Progress, with the percentage when the whole is known.</summary>
+    protected void WriteTransferProgress(ProgressRecord record, MigrationProgress p, string moved = "moved")
+    {
+        record.CurrentOperation = p.Step;
+        record.StatusDescription = $"{p.Step}: {Readable.Bytes(p.Moved)} {moved}" + (p.Pending is { } left ? $", {Readable.Bytes(left)} remaining" : "");
+        record.PercentComplete = p.PercentComplete;
+        WriteProgress(record);
+    }
+
+    /// <summary>Where a failed or cancelled save, restore or migration left things, for the user: a warning for a stop, an error otherwise.</summary>
+    protected void ReportAborted(MigrationFailedException e, object target)
+    {
+        if (e.Status == MigrationStatus.Cancelled) WarnEvenIfStopped(e.Message);
+        else WriteError(ErrorFor(e, target));
+    }
 
     /// <summary>
     /// An ErrorRecord for a failed system call: the id names the failure, the category follows errno,
@@ -71,6 +107,14 @@ public abstract class VfioCmdlet : PSCmdlet, IDisposable
         _ when ruleId.Contains("Limit", StringComparison.Ordinal) || ruleId.Contains("TooLarge", StringComparison.Ordinal) => ErrorCategory.LimitsExceeded,
         "TrackingNotStarted" or "IommuNotSet" or "ContainerClosed" or "NoGroup" or "IommuAlreadySet" or "GroupAlreadyAttached" => ErrorCategory.InvalidOperation,
         "NoDirtyTracking" or "NotType1v2" or "IommuTypeUnsupported" or "UnsupportedApiVersion" => ErrorCategory.NotImplemented,
+        RegularFile.ExistsId => ErrorCategory.ResourceExists,
+        RegularFile.WriteFailedId => ErrorCategory.WriteError,
+        RegularFile.ReadFailedId => ErrorCategory.ReadError,
+        "StateFileInvalid" or "StateFileChanged" or "DestinationRefused" => ErrorCategory.InvalidData,
+        "DeviceInError" or "TransitionFailed" or "SyscallFailed" or "MigrationFailed" => ErrorCategory.DeviceError,
+        "Cancelled" => ErrorCategory.OperationStopped,
+        "MigrationNotConverged" => ErrorCategory.LimitsExceeded,
+        "BandwidthTooLow" or "DowntimeLimitTooLow" => ErrorCategory.InvalidArgument,
         "GroupNotViable" or "GroupNotBoundToVfio" => ErrorCategory.ResourceUnavailable,
         _ => ErrorCategory.InvalidArgument,
     };

@@ -1,6 +1,7 @@
 using System.Collections.Generic;
 using System.Linq;
 using VfioMigration.Core.Kernel;
+using VfioMigration.Core.Migration;
 using VfioMigration.Core.Native;
 using VfioMigration.Core.Vfio;
 
@@ -17,6 +18,10 @@ public static class VfioSession
     private static readonly List<VfioContainer> s_containers = new();
     private static VfioHost s_host = new(LinuxKernel.Instance);
     private static string? s_configuration;
+    private static readonly List<MigrationReport> s_migrations = new();
+
+    /// <summary>The most migration reports the session keeps (the oldest go first).</summary>
+    public const int MigrationsKept = 100;
 
     /// <summary>The current host.</summary>
     public static VfioHost Host
@@ -65,5 +70,24 @@ public static class VfioSession
     public static void Remove(VfioContainer container)
     {
         lock (s_lock) s_containers.Remove(container);
+    }
+
+    /// <summary>
+    /// The reports of the session's migrations, oldest first: what Get-VfioMigration shows, like QEMU's
+    /// query-migrate after the fact. A migration stopped with Ctrl+C cannot write its report to the
+    /// stopped pipeline; it is kept here.
+    /// </summary>
+    public static IReadOnlyList<MigrationReport> Migrations
+    {
+        get { lock (s_lock) return s_migrations.ToArray(); }
+    }
+
+    public static void RecordMigration(MigrationReport report)
+    {
+        lock (s_lock)
+        {
+            s_migrations.Add(report);
+            if (s_migrations.Count > MigrationsKept) s_migrations.RemoveAt(0);
+        }
     }
 }

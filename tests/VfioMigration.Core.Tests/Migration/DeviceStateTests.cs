@@ -136,8 +136,11 @@ public sealed class DeviceStateTests : IDisposable
     {
         var src = _container.GetDevice(SourceV1);
         using var cancel = new CancellationTokenSource();
-        Assert.ThrowsAny<OperationCanceledException>(() =>
+        var e = Assert.Throws<MigrationFailedException>(() =>
             DeviceState.Save(src, FilePath("c.state"), progress: p => { if (p.Moved > 0) cancel.Cancel(); }, cancel: cancel.Token));
+        Assert.Equal((MigrationStatus.Cancelled, "Cancelled"), (e.Status, e.ErrorId));
+        Assert.Equal(S.Running, e.SourceOutcome!.State);
+        Assert.Contains("No state file was written", e.Message);
         Assert.False(File.Exists(FilePath("c.state")));
         Assert.Empty(Directory.GetFiles(_dir));
         Assert.Equal(S.Running, DeviceMigration.GetState(src));
@@ -148,7 +151,10 @@ public sealed class DeviceStateTests : IDisposable
     {
         var src = _container.GetDevice(SourceV2);
         _kernel.Faults.ErrorOnTransition(SourceV2, (uint)S.StopCopy);
-        Assert.Throws<MigrationTransitionException>(() => DeviceState.Save(src, FilePath("e.state")));
+        var e = Assert.Throws<MigrationFailedException>(() => DeviceState.Save(src, FilePath("e.state")));
+        Assert.Equal(("DeviceInError", "switchover"), (e.ErrorId, e.Phase));
+        Assert.IsType<MigrationTransitionException>(e.InnerException);
+        Assert.Contains("left in ERROR", e.Message);
         Assert.Empty(Directory.GetFiles(_dir));
         Assert.Equal(S.Error, DeviceMigration.GetState(src));
     }

@@ -151,7 +151,7 @@ public sealed class MigrationRunnerTests : IDisposable
         using var cancel = new CancellationTokenSource();
         string path = Path.Combine(_dir, "c.state");
         var r = MigrationRunner.Run(_container.GetDevice(Busy), null, path, new MigrationOptions { Bandwidth = 1 << 20 },
-            (_, moved, _) => { if (moved > 0) cancel.Cancel(); }, cancel.Token);
+            p => { if (p.Moved > 0) cancel.Cancel(); }, cancel.Token);
         Assert.Equal(MigrationStatus.Cancelled, r.Status);
         Assert.Equal(S.Running, r.SourceState);
         Assert.Empty(Directory.GetFiles(_dir));

@@ -70,6 +70,8 @@ internal sealed class SimDataFile : SimFile
         _device.Tick();
         if (_saving is null) return -Errno.EBADF; // opened O_WRONLY
         if (_saving.Disabled) return -Errno.ENODEV;
+        int fault = _device.Kernel.Faults.TakeDataFault(_device.Name, saving: true, _device.MigrationState);
+        if (fault != 0) return -fault;
         int n = _saving.Take(buffer);
         if (n == 0 && buffer.Length > 0 && !_saving.IsFinal && _device.PreCopyEndOfData == SimPreCopyEndOfData.Enomsg)
             return -Errno.ENOMSG;
@@ -80,6 +82,8 @@ internal sealed class SimDataFile : SimFile
     {
         _device.Tick();
         if (_resuming is null) return -Errno.EBADF; // opened O_RDONLY
+        int fault = _device.Kernel.Faults.TakeDataFault(_device.Name, saving: false, _device.MigrationState);
+        if (fault != 0) return -fault;
         return _resuming.Write(buffer);
     }
 

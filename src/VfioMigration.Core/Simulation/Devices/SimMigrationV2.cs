@@ -103,6 +103,7 @@ internal sealed class SimMigrationV2
                 State = ERROR;
                 return -Errno.EIO;
             }
+            if (next == target && _device.Kernel.Faults.TakeTransitionRefusal(_device.Name, target) is int refused and not 0) return -refused;
             rc = Step(State, next, out var file);
             if (rc < 0) return rc;
             State = next;
