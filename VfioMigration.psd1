@@ -39,7 +39,7 @@
         'Reset-VfioDevice'
         'Save-VfioDeviceState'
         'Restore-VfioDeviceState'
-        'Start-VfioMigration'
+        'Start-VfioMigration', 'Get-VfioMigration'
         'Test-VfioMigration'
         'Test-VfioDevice'
     )

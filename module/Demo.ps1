@@ -6,7 +6,8 @@
     Imports the module, shows what this machine offers, then connects to the simulated VFIO host that
     ships with the module and walks through it end to end: discovery, devices, a container, DMA
     mappings, dirty tracking, a dirty bitmap and its CSV, a dirty rate, stepped migration states, a
-    saved and restored device state, a pre-flight report, and a pre-copy migration with its report.
+    saved and restored device state, a pre-flight report, a pre-copy migration that converges within its
+    downtime limit and one that cannot, each with its reason.
 #>
 param([string] $ModulePath = (Join-Path $PSScriptRoot 'VfioMigration.psd1'))
 $ErrorActionPreference = 'Stop'
@@ -86,12 +87,31 @@ $src = '8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a61'; $dst = '8a1f3c2e-5b6d-4e7f-9a0b-1
 Show (Test-VfioMigration $src $dst)
 Show (Test-VfioMigration 0000:00:02.0 $dst | Select-Object -ExpandProperty Incompatibilities)
 
-Show-Step 'A pre-copy migration between two simulated vGPUs (Start-VfioMigration)'
-$null = New-VfioContainer -Device $src, $dst
-$report = Start-VfioMigration $src $dst -Bandwidth 1GB -DowntimeLimit 300 -Confirm:$false
+Show-Step 'A pre-copy migration that converges within its downtime limit (Start-VfioMigration, v1 devices)'
+$v1src = '5e0b7a64-2c1d-4f3e-8b9a-0d1e2f3a4b51'; $v1dst = '5e0b7a64-2c1d-4f3e-8b9a-0d1e2f3a4b52'
+$null = New-VfioContainer -Device $v1src, $v1dst
+$report = Start-VfioMigration $v1src $v1dst -Bandwidth 1GB -DowntimeLimit 300 -Confirm:$false
 Show $report
 Show $report.IterationDetails
-$report | Format-List Status, Iterations, PrecopyBytes, StopCopyBytes, TransferredBytes, Downtime, ExpectedDowntime, TotalTime, SourceState, DestinationState | Out-String | Write-Host
+$report | Format-List Status, Iterations, PrecopyBytes, StopCopyBytes, TransferredBytes, Downtime, DowntimeLimit, DowntimeExceeded, TotalTime, SourceOutcome, DestinationOutcome | Out-String | Write-Host
+$last = $report.IterationDetails[-1]
+Write-Host ("Why: after {0} pre-copy iteration(s), {1} bytes remained, within what 1 GiB/s x {2} ms allows ({3} bytes), so it switched over." -f
+    $report.Iterations, $last.RemainingBytes, $report.DowntimeLimit.TotalMilliseconds, $report.AllowedBytes)
+if ($report.DowntimeExceeded) {
+    Write-Host ("The source was stopped {0:0} ms, more than the {1} ms limit: like QEMU the module switches over on the estimate, and says so when the measured downtime is over." -f
+        $report.Downtime.TotalMilliseconds, $report.DowntimeLimit.TotalMilliseconds)
+}
+else {
+    Write-Host ("The source was stopped {0:0} ms, within the {1} ms limit." -f $report.Downtime.TotalMilliseconds, $report.DowntimeLimit.TotalMilliseconds)
+}
+
+Show-Step 'One that cannot converge: the vGPUs at the default 128 MB/s (Start-VfioMigration, Get-VfioMigration)'
+$null = New-VfioContainer -Device $src, $dst
+$report = Start-VfioMigration $src $dst -MaxIterations 3 -Confirm:$false -WarningAction SilentlyContinue
+$report | Format-List Status, Iterations, RemainingBytes, StopCopySize, AllowedBytes, SourceState, DestinationState | Out-String | Write-Host
+Write-Host "Why: $($report.ErrorDescription)"
+Write-Host 'Every migration of the session is kept, also one stopped with Ctrl+C (Get-VfioMigration):'
+Show (Get-VfioMigration | Select-Object Source, Destination, Status, Iterations, Downtime, ErrorId)
 Get-VfioContainer | Remove-VfioContainer
 
 Show-Step 'Help'

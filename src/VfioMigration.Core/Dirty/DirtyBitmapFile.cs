@@ -58,7 +58,7 @@ public static class DirtyBitmapFile
     public static DirtyBitmap Read(string path)
     {
         JsonNode? doc;
-        var text = RegularFile.ReadAllBytes(path, "bitmap file", "BitmapFileNotFound");
+        var text = RegularFile.ReadAllBytes(path, "bitmap file", RegularFile.ReadFailedId);
         try { doc = JsonNode.Parse(text); }
         catch (JsonException e) { throw new InvalidDataException($"'{path}' is not a dirty-bitmap file: {e.Message}"); }
         if (doc is not JsonObject o || (string?)o["format"] != Format)

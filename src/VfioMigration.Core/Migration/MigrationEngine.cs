@@ -592,9 +592,12 @@ internal sealed class MigrationEngine
                    "it cannot switch over within the downtime limit at this bandwidth whatever pre-copy sends: raise -Bandwidth or -DowntimeLimit";
         double rate = Iterations.Count > 0 ? Iterations[^1].DirtyRateMiBps : 0;
         double link = Options.Bandwidth / 1048576.0;
-        if (rate >= link)
-            return $"pre-copy did not converge in {Rounds} iterations: the device and guest dirty {rate:0.###} MiB/s, at or above the link's {link:0.###} MiB/s, so what remains does not shrink ({RemainingBytes} bytes remain; {limit}): raise -Bandwidth or reduce the load";
-        return $"pre-copy did not converge in {Rounds} iterations: {RemainingBytes} bytes remain, more than {limit}; the device dirties {rate:0.###} MiB/s against a link of {link:0.###} MiB/s: more iterations (-MaxIterations) or a higher -DowntimeLimit may let it converge";
+        bool notShrinking = Iterations.Count >= 2 && Iterations[^1].RemainingBytes >= Iterations[^2].RemainingBytes;
+        if (rate >= link * 0.9 || notShrinking)
+            return $"pre-copy did not converge in {Rounds} iterations: what remains does not shrink ({RemainingBytes} bytes remain; {limit}): the device and guest dirty {rate:0.###} MiB/s against the link's {link:0.###} MiB/s, " +
+                   "so each iteration sends about what the next one finds dirty again: raise -Bandwidth or reduce the load";
+        return $"pre-copy did not converge in {Rounds} iterations: {RemainingBytes} bytes remain, more than {limit}; the device and guest dirty {rate:0.###} MiB/s against the link's {link:0.###} MiB/s: " +
+               "more iterations (-MaxIterations) or a higher -DowntimeLimit may let it converge";
     }
 
     private static string Readable(ulong bytes) => bytes >= 1 << 20 && bytes % (1 << 20) == 0 ? $"{bytes >> 20} MiB" : $"{bytes} B";

@@ -112,13 +112,14 @@ public sealed class StartVfioMigrationCommand : VfioCmdlet
                     WarnEvenIfStopped($"Ctrl+C came after the point of no return: the migration of {Source} to {target} had completed and was kept ({report.DestinationOutcome?.ToString() ?? "the state file is whole"}).");
                 break;
             case MigrationStatus.NotConverged:
-                WarnEvenIfStopped($"The migration of {Source} did not converge: {report.ErrorDescription}");
+                WarnEvenIfStopped($"The migration of {Source}: {report.ErrorDescription}");
                 break;
             case MigrationStatus.Cancelled:
                 WarnEvenIfStopped($"{report.ErrorDescription} The report: Get-VfioMigration | Select-Object -Last 1");
                 break;
             case MigrationStatus.Failed:
-                WriteError(RuleError($"{report.ErrorDescription}", report.ErrorId ?? "MigrationFailed", ErrorCategory.DeviceError, Source));
+                WriteError(ErrorFor(new MigrationFailedException(report.ErrorId ?? "MigrationFailed", report.Status, report.FailedPhase ?? "",
+                    report.ErrorDescription ?? "The migration failed.", report.SourceOutcome, report.DestinationOutcome, report.FileWritten, null), Source));
                 break;
         }
         WriteObject(report);

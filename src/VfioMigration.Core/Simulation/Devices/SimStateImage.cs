@@ -96,6 +96,8 @@ internal sealed class SimStateImage
     public void Read(long offset, Span<byte> destination)
     {
         if (offset < 0 || offset + destination.Length > Size) throw new ArgumentOutOfRangeException(nameof(offset));
+        // Into a block-sized scratch on the stack: a read of megabytes allocates nothing per block.
+        Span<byte> scratch = stackalloc byte[BlockSize];
         while (destination.Length > 0)
         {
             int n;
@@ -109,9 +111,9 @@ internal sealed class SimStateImage
                 long bodyOffset = offset - HeaderLength;
                 int block = (int)(bodyOffset / BlockSize);
                 int within = (int)(bodyOffset % BlockSize);
-                var bytes = BlockBytes(block);
+                var bytes = BlockBytes(block, scratch);
                 n = Math.Min(bytes.Length - within, destination.Length);
-                bytes.AsSpan(within, n).CopyTo(destination);
+                bytes.Slice(within, n).CopyTo(destination);
             }
             offset += n;
             destination = destination.Slice(n);
@@ -151,17 +153,18 @@ internal sealed class SimStateImage
     public void TakeDirtyRecords(List<byte[]> output, int maxBlocks, long below = long.MaxValue)
     {
         if (DirtyBlocks == 0) return;
+        Span<byte> scratch = stackalloc byte[BlockSize];
         for (int block = 0; block < BlockCount && DirtyBlocks > 0 && maxBlocks > 0; block++)
         {
             if (!_dirty![block]) continue;
             _dirty[block] = false;
             DirtyBlocks--;
             if (BlockOffset(block) >= below) continue;
-            var bytes = BlockBytes(block);
+            var bytes = BlockBytes(block, scratch);
             var record = new byte[RecordHeaderSize + bytes.Length];
             BinaryPrimitives.WriteUInt64LittleEndian(record, (ulong)BlockOffset(block));
             BinaryPrimitives.WriteUInt64LittleEndian(record.AsSpan(8), (ulong)bytes.Length);
-            bytes.CopyTo(record, RecordHeaderSize);
+            bytes.CopyTo(record.AsSpan(RecordHeaderSize));
             output.Add(record);
             maxBlocks--;
         }
@@ -185,17 +188,14 @@ internal sealed class SimStateImage
         DirtyBlocks++;
     }
 
-    private byte[] BlockBytes(int block)
+    /// <summary>The block's current bytes: a slice of the loaded body, or generated into <paramref name="scratch"/>.</summary>
+    private ReadOnlySpan<byte> BlockBytes(int block, Span<byte> scratch)
     {
         int generation = _generations?[block] ?? 0;
+        int length = BlockLength(block);
         if (generation == 0 && _loadedBody is not null)
-            return _loadedBody.AsSpan((int)((long)block * BlockSize), BlockLength(block)).ToArray();
-        return GeneratedBlock(block, generation);
-    }
-
-    private byte[] GeneratedBlock(int block, int generation)
-    {
-        var bytes = new byte[BlockLength(block)];
+            return _loadedBody.AsSpan((int)((long)block * BlockSize), length);
+        var bytes = scratch.Slice(0, length);
         // Generation 0 keeps the original derivation, so a device's first state is what it always was.
         ulong index = (uint)block | ((ulong)(uint)generation << 32);
         var random = new SimRandom(SimRandom.Derive(_seed, purpose: 1, index: index));
