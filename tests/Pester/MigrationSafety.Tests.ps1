@@ -152,6 +152,20 @@ Describe 'State files: verified before anything is interpreted, and only regular
         (Get-VfioMigrationState $Mtty).State | Should -Be 'Running'
     }
 
+    It 'refuses a FIFO as -Configuration and as a bitmap file at once' {
+        $fifo = Join-Path $TestDrive 'config.psd1'
+        mkfifo $fifo
+        $job = Start-ThreadJob {
+            param($m, $f)
+            Import-Module $m
+            try { Connect-VfioHost -Simulated -Configuration $f -ErrorAction Stop } catch { $_.FullyQualifiedErrorId }
+            try { Import-DirtyBitmap $f -ErrorAction Stop } catch { $_.FullyQualifiedErrorId }
+        } -ArgumentList $Manifest, $fifo
+        Wait-Job $job -Timeout 20 | Should -Not -BeNullOrEmpty -Because 'open() of a FIFO must not block'
+        Receive-Job $job | Should -Be @('FileNotRegular,VfioMigration.Commands.ConnectVfioHostCommand', 'FileNotRegular,VfioMigration.Commands.ImportDirtyBitmapCommand')
+        Remove-Job $job -Force
+    }
+
     It 'refuses a directory, a device and /proc as state files with module error ids' {
         Restore-VfioDeviceState $Mtty $TestDrive -Confirm:$false -ErrorVariable e -ErrorAction SilentlyContinue
         $e[0].FullyQualifiedErrorId | Should -Be 'FileNotRegular,VfioMigration.Commands.RestoreVfioDeviceStateCommand'
@@ -311,6 +325,16 @@ Describe 'Start-VfioMigration -Path, -Bandwidth and the truth of its reports' {
         $e[0].FullyQualifiedErrorId | Should -Be 'DeviceInError,VfioMigration.Commands.RestoreVfioDeviceStateCommand'
         "$($e[0])" | Should -Match 'ERROR'
         (Get-VfioMigrationState $Dst).State | Should -Be 'Running'   # reset: it has VFIO_DEVICE_RESET
+    }
+
+    It 'a device falling into ERROR on -Resume is DeviceInError, and the device is reset' {
+        $file = Join-Path $TestDrive 'resume-error.state'
+        Save-VfioDeviceState $Src $file -Resume -Confirm:$false | Out-Null
+        [VfioMigration.Infrastructure.VfioSession]::Host.Kernel.Faults.ErrorOnTransition($Dst, 2)   # STOP -> RUNNING
+        Restore-VfioDeviceState $Dst $file -Resume -Confirm:$false -ErrorAction SilentlyContinue -ErrorVariable e | Should -BeNullOrEmpty
+        $e[0].FullyQualifiedErrorId | Should -Be 'DeviceInError,VfioMigration.Commands.RestoreVfioDeviceStateCommand'
+        "$($e[0])" | Should -Match 'stopped during resume'
+        (Get-VfioMigrationState $Dst).State | Should -Be 'Running'
     }
 
     It 'a -Resume failure after the file is written says the file exists' {

@@ -289,7 +289,8 @@ internal sealed class MigrationEngine
             {
                 Status = MigrationStatus.Completed, Phase = "completed", FileWritten = written,
                 StopAfterPointOfNoReturn = Cancel.IsCancellationRequested || stop.IsCancellationRequested || _lateStop,
-                Source = Source is null ? null : Final(Source, "source", Mode == EngineMode.Save && !ResumeSource ? "stopped after the save" : "stopped: its state moved"),
+                Source = Source is null ? null : Final(Source, "source", Mode != EngineMode.Save ? "stopped: its state moved"
+                    : ResumeSource ? "runs again after the save" : _sourceStart == S.Stop ? "stopped, as it was" : "stopped after the save"),
                 Destination = Destination is null ? null : Final(Destination, "destination", RunDestination ? "runs the state it received" : "holds the state it received"),
             };
         }

@@ -231,7 +231,7 @@ public static class HeaderProbe
         return line is null ? 0 : int.Parse(line["version\t".Length..], CultureInfo.InvariantCulture);
     }
 
-    private static string? FindOnPath(string program)
+    internal static string? FindOnPath(string program)
     {
         foreach (string d in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
         {
@@ -241,9 +241,9 @@ public static class HeaderProbe
         return null;
     }
 
-    private sealed record ExecResult(int ExitCode, string Stdout, string Stderr);
+    internal sealed record ExecResult(int ExitCode, string Stdout, string Stderr);
 
-    private static ExecResult Exec(string file, string workingDirectory, params string[] args)
+    internal static ExecResult Exec(string file, string workingDirectory, params string[] args)
     {
         var psi = new ProcessStartInfo(file)
         {
