@@ -524,8 +524,10 @@ internal sealed class MigrationEngine
         if (!SupportsReset(device))
         {
             return Outcome(device, "destination", now, now == S.Resuming
-                ? "left in RESUMING with part of a stream: it offers no VFIO_DEVICE_RESET; closing it (Remove-VfioContainer) ends the session, and drivers start a device in RUNNING when it is opened again"
-                : $"left in {MigrationFsm.Name(now)}: it offers no VFIO_DEVICE_RESET");
+                ? "left in RESUMING with part of a stream: it offers no VFIO_DEVICE_RESET, so the module cannot take the partial state back, " +
+                  "and the module does not ask its driver to load a partial stream; its driver decides what closing it does (mtty keeps the state): " +
+                  "recreate the mdev or rebind the PCI function to start it afresh"
+                : $"left in {MigrationFsm.Name(now)}: it offers no VFIO_DEVICE_RESET; recreate the mdev or rebind the PCI function to start it afresh");
         }
         try
         {

@@ -31,6 +31,34 @@ Describe 'Migration cmdlets on a real kernel (QEMU lab, mtty)' {
         (Restore-VfioDeviceState $Mtty $file -Resume -Confirm:$false -ErrorAction Stop).FinalState | Should -Be 'Running'
     }
 
+    It 'a save stopped mid-way (its progress callback throws, as a stopped pipeline does) leaves the real mtty RUNNING and no file' {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'stopped')
+        $file = Join-Path $folder 'stopped.state'
+        $device = $Container.GetDevice($Mtty)
+        $stop = [Action[VfioMigration.Core.Migration.MigrationProgress]] { param($p) if ($p.Moved -gt 0) { throw 'The pipeline has been stopped.' } }
+        $failure = $null
+        try { [VfioMigration.Core.Migration.DeviceState]::Save($device, $file, 1, $false, $stop, [Threading.CancellationToken]::None, $false) }
+        catch { $failure = $_.Exception.InnerException }   # a .NET method's exception arrives wrapped in MethodInvocationException
+        $failure | Should -BeOfType ([VfioMigration.Core.Migration.MigrationFailedException])
+        $failure.Status | Should -Be 'Cancelled'
+        $failure.SourceOutcome.State | Should -Be 'Running'
+        (Get-VfioMigrationState $Mtty).State | Should -Be 'Running'
+        @(Get-ChildItem $folder -Force).Count | Should -Be 0
+    }
+
+    It 'a migration into an existing file is refused before the real mtty moves' {
+        $file = Join-Path $TestDrive 'exists.state'
+        Set-Content $file 'keep'
+        Start-VfioMigration $Mtty -Path $file -Confirm:$false -ErrorVariable e -ErrorAction SilentlyContinue | Out-Null
+        $e[0].FullyQualifiedErrorId | Should -Be 'FileExists,VfioMigration.Commands.StartVfioMigrationCommand'
+        Get-Content $file | Should -Be 'keep'
+        (Get-VfioMigrationState $Mtty).State | Should -Be 'Running'
+        $r = Start-VfioMigration $Mtty -Path $file -Force -Confirm:$false -ErrorAction Stop
+        $r.Status | Should -Be 'Completed'
+        [int](Get-Item $file).UnixFileMode | Should -Be 0x180
+        Set-VfioMigrationState $Mtty -State Running -Confirm:$false -ErrorAction Stop | Out-Null
+    }
+
     It 'passes the lab checks that ship with the module' {
         $r = Test-VfioDevice $Mtty -Output Detailed -Confirm:$false
         $why = @($r.Failed | ForEach-Object { "$($_.Name): $($_.ErrorRecord)" }) + @($r.FailedBlocks | ForEach-Object { "block $($_.Name): $($_.ErrorRecord)" }) +
