@@ -108,6 +108,10 @@ function Task-Build {
     # A named list: what the module ships, nothing the publish happens to drop next to it.
     $files = 'VfioMigration.dll', 'VfioMigration.pdb', 'VfioMigration.deps.json',
              'VfioMigration.Core.dll', 'VfioMigration.Core.pdb',
+             'VfioMigration.Native.dll', 'VfioMigration.Native.pdb',
+             'VfioMigration.Kernel.dll', 'VfioMigration.Kernel.pdb',
+             'VfioMigration.Linux.dll', 'VfioMigration.Linux.pdb',
+             'VfioMigration.Simulation.dll', 'VfioMigration.Simulation.pdb',
              'Microsoft.Extensions.ObjectPool.dll', 'System.IO.Hashing.dll'
     foreach ($f in $files) {
         $src = Join-Path $publish $f

@@ -171,7 +171,7 @@ Describe 'State files: verified before anything is interpreted, and only regular
         $e[0].FullyQualifiedErrorId | Should -Be 'FileNotRegular,VfioMigration.Commands.RestoreVfioDeviceStateCommand'
         Restore-VfioDeviceState $Mtty /dev/zero -Confirm:$false -ErrorVariable e -ErrorAction SilentlyContinue
         $e[0].FullyQualifiedErrorId | Should -Be 'FileNotRegular,VfioMigration.Commands.RestoreVfioDeviceStateCommand'
-        Save-VfioDeviceState $Mtty $TestDrive -Force -Confirm:$false -ErrorVariable e -ErrorAction SilentlyContinue
+        Save-VfioDeviceState $Mtty /dev/null -Force -Confirm:$false -ErrorVariable e -ErrorAction SilentlyContinue
         $e[0].FullyQualifiedErrorId | Should -Be 'FileNotRegular,VfioMigration.Commands.SaveVfioDeviceStateCommand'
         foreach ($target in '/proc/self/vfio.state', '/sys/kernel/vfio.state', (Join-Path $TestDrive 'no/such/folder/x.state')) {
             Save-VfioDeviceState $Mtty $target -Confirm:$false -ErrorVariable e -ErrorAction SilentlyContinue
@@ -196,6 +196,30 @@ Describe 'State files: verified before anything is interpreted, and only regular
         [System.IO.File]::WriteAllBytes($file, $b)
         { Restore-VfioDeviceState $Mtty $file -Confirm:$false -ErrorAction SilentlyContinue } | Should -Not -Throw
         { Restore-VfioDeviceState $Mtty $file -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'StateFileInvalid,VfioMigration.Commands.RestoreVfioDeviceStateCommand'
+    }
+}
+
+Describe 'One device per state file' {
+    BeforeEach {
+        Connect-VfioHost -Simulated | Out-Null
+        $null = New-VfioContainer -Device $Src, $Mtty
+    }
+
+    It 'refuses a second device piped to the same -Path and keeps the first one''s file' {
+        $file = Join-Path $TestDrive 'one.state'
+        $out = $Mtty, $Src | Save-VfioDeviceState -Path $file -Force -Resume -Confirm:$false -ErrorVariable e -ErrorAction SilentlyContinue
+        @($out).Count | Should -Be 1
+        $out.Device | Should -Be $Mtty
+        $e[0].FullyQualifiedErrorId | Should -Be 'OneDevicePerFile,VfioMigration.Commands.SaveVfioDeviceStateCommand'
+        [VfioMigration.Core.Migration.StateFile]::Verify($file).Identity.Name | Should -Be $Mtty
+        (Get-VfioMigrationState $Src).State | Should -Be 'Running'
+    }
+
+    It 'saves each device to its own file in a folder' {
+        $folder = New-Item -ItemType Directory (Join-Path $TestDrive 'many')
+        $out = $Mtty, $Src | Save-VfioDeviceState -Path $folder -Resume -Confirm:$false
+        $out.Path | Should -Be @((Join-Path $folder "$Mtty.state"), (Join-Path $folder "$Src.state"))
+        @(Get-ChildItem $folder).Count | Should -Be 2
     }
 }
 

@@ -138,6 +138,5 @@ public static class IommuGroupDiscovery
     }
 
     /// <summary>True for a PCI address such as 0000:00:02.0.</summary>
-    public static bool IsPciAddress(string name) =>
-        name.Length == 12 && name[4] == ':' && name[7] == ':' && name[10] == '.';
+    public static bool IsPciAddress(string name) => VfioHost.IsPciAddress(name);
 }

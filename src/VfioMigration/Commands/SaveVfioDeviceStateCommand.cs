@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Management.Automation;
 using VfioMigration.Core.Migration;
 using VfioMigration.Core.Vfio;
@@ -13,11 +14,18 @@ namespace VfioMigration.Commands;
 /// </summary>
 [Cmdlet(VerbsData.Save, "VfioDeviceState", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(StateSaveResult))]
-public sealed class SaveVfioDeviceStateCommand : DeviceCmdlet
+public sealed class SaveVfioDeviceStateCommand : VfioCmdlet
 {
     #region Parameters
 
-    /// <summary>The state file to write.</summary>
+    /// <summary>The device (PCI address or mdev UUID; Get-VfioDevice's Name binds by property): one device, one file.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Name", "Address")]
+    [ArgumentCompleter(typeof(DeviceCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string Device { get; set; } = "";
+
+    /// <summary>The state file to write, or an existing folder: the file is then &lt;folder&gt;/&lt;device&gt;.state.</summary>
     [Parameter(Mandatory = true, Position = 1)]
     [ValidateNotNullOrEmpty]
     public string Path { get; set; } = "";
@@ -38,30 +46,40 @@ public sealed class SaveVfioDeviceStateCommand : DeviceCmdlet
     #endregion
 
 
+    // Every file this call wrote: a second device piped to the same -Path must not replace the first's state.
+    private readonly HashSet<string> _written = new(StringComparer.Ordinal);
+
     protected override void ProcessRecord()
     {
-        if (Device.Length > 1)
-        {
-            ThrowTerminatingError(RuleError("A state file holds one device: save each device to its own -Path.", "OneDevicePerFile", ErrorCategory.InvalidArgument, Device));
-        }
+        using var trace = TraceCalls();
         string path = GetUnresolvedProviderPathFromPSPath(Path);
-        ForEachDevice(device =>
+        if (System.IO.Directory.Exists(path)) path = System.IO.Path.Combine(path, Device + ".state");
+        if (!_written.Add(path))
         {
-            if (!ShouldProcess(device.Name, $"Save the device state to {path} (the device stops{(Resume ? " and then runs again" : "")})")) return;
-            var progress = new ProgressRecord(3, $"Save-VfioDeviceState {device.Name}", "starting");
-            try
-            {
-                var result = DeviceState.Save(device, path, MaxPreCopyRounds, Resume, p => WriteTransferProgress(progress, p), StopToken, replace: Force);
-                if (result.StopAfterPointOfNoReturn)
-                    WarnEvenIfStopped($"Ctrl+C came after '{result.Path}' was committed: the file is whole and was kept; {device.Name} is in {MigrationFsm.Name(result.FinalState)}.");
-                WriteObject(result);
-            }
-            catch (MigrationFailedException e)
-            {
-                ReportAborted(e, device.Name);
-            }
-            progress.RecordType = ProgressRecordType.Completed;
-            WriteProgress(progress);
-        });
+            WriteError(RuleError($"'{path}' already holds the state of another device saved by this command: a state file holds one device. Give each device its own -Path, or a folder as -Path.",
+                "OneDevicePerFile", ErrorCategory.InvalidArgument, Device));
+            return;
+        }
+        var device = OpenSessionDevice(Device);
+        if (device is null) return;
+        if (!ShouldProcess(device.Name, $"Save the device state to {path} (the device stops{(Resume ? " and then runs again" : "")})")) return;
+        var progress = new ProgressRecord(3, $"Save-VfioDeviceState {device.Name}", "starting");
+        try
+        {
+            var result = DeviceState.Save(device, path, MaxPreCopyRounds, Resume, p => WriteTransferProgress(progress, p), StopToken, replace: Force);
+            if (result.StopAfterPointOfNoReturn)
+                WarnEvenIfStopped($"Ctrl+C came after '{result.Path}' was committed: the file is whole and was kept; {device.Name} is in {MigrationFsm.Name(result.FinalState)}.");
+            WriteObject(result);
+        }
+        catch (MigrationFailedException e)
+        {
+            ReportAborted(e, device.Name);
+        }
+        catch (Exception e) when (IsVfioError(e))
+        {
+            WriteError(ErrorFor(e, device.Name));
+        }
+        progress.RecordType = ProgressRecordType.Completed;
+        WriteProgress(progress);
     }
 }

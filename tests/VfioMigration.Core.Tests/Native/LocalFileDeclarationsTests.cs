@@ -5,6 +5,7 @@ using System.Linq;
 using System.Reflection;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using VfioMigration.Core.Files;
 using VfioMigration.Core.Native;
 using Xunit;
 
@@ -47,7 +48,7 @@ public class LocalFileDeclarationsTests
             Assert.Equal(0, run.ExitCode);
             var facts = run.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')).ToDictionary(p => p[0], p => p[1..]);
 
-            var libc = typeof(LocalFile).Assembly.GetType("VfioMigration.Core.Native.Libc")!;
+            var libc = typeof(Errno).Assembly.GetType("VfioMigration.Core.Native.Libc")!;
             foreach (string c in Constants)
             {
                 var field = libc.GetField(c, BindingFlags.NonPublic | BindingFlags.Static) ?? throw new InvalidOperationException($"Libc declares no {c}");

@@ -145,7 +145,7 @@ public sealed class SimHostConfiguration
             {
                 if (string.IsNullOrWhiteSpace(d.Name)) throw new FormatException($"A device of group {g.Number} has no Name.");
                 if (!names.Add(d.Name)) throw new FormatException($"Device '{d.Name}' is defined twice.");
-                if (d.Bus == SimBus.Pci && !Discovery.IommuGroupDiscovery.IsPciAddress(d.Name))
+                if (d.Bus == SimBus.Pci && !Kernel.VfioHost.IsPciAddress(d.Name))
                     throw new FormatException($"Device '{d.Name}' is on the pci bus but its name is not a PCI address such as 0000:3b:00.0.");
                 if (d.Bus == SimBus.Mdev && !Guid.TryParse(d.Name, out _))
                     throw new FormatException($"Device '{d.Name}' is an mdev but its name is not a UUID.");

@@ -9,7 +9,7 @@ namespace VfioMigration.Core.Native;
 /// The seam's implementation on this machine's Linux kernel: each call is the libc call of the same
 /// name. A call interrupted by a signal (EINTR) is retried; every other failure is returned as -errno.
 /// </summary>
-public sealed unsafe class LinuxKernel : IVfioKernel
+public sealed class LinuxKernel : IVfioKernel
 {
     public static LinuxKernel Instance { get; } = new();
 
@@ -41,15 +41,12 @@ public sealed unsafe class LinuxKernel : IVfioKernel
 
     public int Ioctl(int fd, uint request, Span<byte> arg)
     {
-        fixed (byte* p = arg)
+        while (true)
         {
-            while (true)
-            {
-                int rc = Libc.ioctl(fd, request, p);
-                if (rc >= 0) return rc;
-                int e = Libc.errno;
-                if (e != Errno.EINTR) return -e;
-            }
+            int rc = Libc.ioctl(fd, request, arg);
+            if (rc >= 0) return rc;
+            int e = Libc.errno;
+            if (e != Errno.EINTR) return -e;
         }
     }
 
@@ -66,57 +63,45 @@ public sealed unsafe class LinuxKernel : IVfioKernel
 
     public long Pread(int fd, Span<byte> buffer, long offset)
     {
-        fixed (byte* p = buffer)
+        while (true)
         {
-            while (true)
-            {
-                nint n = Libc.pread(fd, p, (nuint)buffer.Length, offset);
-                if (n >= 0) return n;
-                int e = Libc.errno;
-                if (e != Errno.EINTR) return -e;
-            }
+            nint n = Libc.pread(fd, buffer, offset);
+            if (n >= 0) return n;
+            int e = Libc.errno;
+            if (e != Errno.EINTR) return -e;
         }
     }
 
     public long Pwrite(int fd, ReadOnlySpan<byte> buffer, long offset)
     {
-        fixed (byte* p = buffer)
+        while (true)
         {
-            while (true)
-            {
-                nint n = Libc.pwrite(fd, p, (nuint)buffer.Length, offset);
-                if (n >= 0) return n;
-                int e = Libc.errno;
-                if (e != Errno.EINTR) return -e;
-            }
+            nint n = Libc.pwrite(fd, buffer, offset);
+            if (n >= 0) return n;
+            int e = Libc.errno;
+            if (e != Errno.EINTR) return -e;
         }
     }
 
     public long Read(int fd, Span<byte> buffer)
     {
-        fixed (byte* p = buffer)
+        while (true)
         {
-            while (true)
-            {
-                nint n = Libc.read(fd, p, (nuint)buffer.Length);
-                if (n >= 0) return n;
-                int e = Libc.errno;
-                if (e != Errno.EINTR) return -e;
-            }
+            nint n = Libc.read(fd, buffer);
+            if (n >= 0) return n;
+            int e = Libc.errno;
+            if (e != Errno.EINTR) return -e;
         }
     }
 
     public long Write(int fd, ReadOnlySpan<byte> buffer)
     {
-        fixed (byte* p = buffer)
+        while (true)
         {
-            while (true)
-            {
-                nint n = Libc.write(fd, p, (nuint)buffer.Length);
-                if (n >= 0) return n;
-                int e = Libc.errno;
-                if (e != Errno.EINTR) return -e;
-            }
+            nint n = Libc.write(fd, buffer);
+            if (n >= 0) return n;
+            int e = Libc.errno;
+            if (e != Errno.EINTR) return -e;
         }
     }
 
@@ -134,7 +119,7 @@ public sealed unsafe class LinuxKernel : IVfioKernel
         var p = new Libc.pollfd { fd = fd, events = events };
         while (true)
         {
-            int rc = Libc.poll(&p, 1, timeoutMs);
+            int rc = Libc.poll(ref p, timeoutMs);
             if (rc >= 0)
             {
                 revents = p.revents;

@@ -1,6 +1,8 @@
 using System;
 
-namespace VfioMigration.Core.Native;
+using VfioMigration.Core.Native;
+
+namespace VfioMigration.Core.Files;
 
 /// <summary>What a path or a descriptor is, from statx's S_IFMT bits.</summary>
 public enum LocalFileType
@@ -21,7 +23,7 @@ public enum LocalFileType
 /// bits away), written with fsync. Every failed call throws a <see cref="VfioNativeException"/> naming
 /// the call, the path and errno.
 /// </summary>
-public sealed unsafe class LocalFile : IDisposable
+public sealed class LocalFile : IDisposable
 {
     /// <summary>rw------- : a state file can hold guest data.</summary>
     public const int OwnerOnly = 0x180;
@@ -48,8 +50,7 @@ public sealed unsafe class LocalFile : IDisposable
     /// <summary>fstat of the open descriptor (statx with AT_EMPTY_PATH): its type, size and permission bits.</summary>
     public (LocalFileType Type, long Size, int Mode) Stat()
     {
-        Libc.statx_buf b;
-        if (Libc.statx(Fd, "", Libc.AT_EMPTY_PATH, Libc.STATX_TYPE | Libc.STATX_MODE | Libc.STATX_SIZE, &b) != 0)
+        if (Libc.statx(Fd, "", Libc.AT_EMPTY_PATH, Libc.STATX_TYPE | Libc.STATX_MODE | Libc.STATX_SIZE, out var b) != 0)
             throw new VfioNativeException("statx", Libc.errno, Path);
         return (TypeOf(b.stx_mode), (long)b.stx_size, b.stx_mode & 0xFFF);
     }
@@ -57,8 +58,7 @@ public sealed unsafe class LocalFile : IDisposable
     /// <summary>What <paramref name="path"/> is (following symbolic links), or null if nothing is there.</summary>
     public static LocalFileType? TypeOf(string path)
     {
-        Libc.statx_buf b;
-        if (Libc.statx(Libc.AT_FDCWD, path, 0, Libc.STATX_TYPE, &b) == 0) return TypeOf(b.stx_mode);
+        if (Libc.statx(Libc.AT_FDCWD, path, 0, Libc.STATX_TYPE, out var b) == 0) return TypeOf(b.stx_mode);
         int errno = Libc.errno;
         if (errno is Errno.ENOENT) return null;
         throw new VfioNativeException("statx", errno, path);
@@ -68,20 +68,17 @@ public sealed unsafe class LocalFile : IDisposable
     public int Read(Span<byte> buffer)
     {
         int done = 0;
-        fixed (byte* p = buffer)
+        while (done < buffer.Length)
         {
-            while (done < buffer.Length)
+            nint n = Libc.read(Fd, buffer.Slice(done));
+            if (n < 0)
             {
-                nint n = Libc.read(Fd, p + done, (nuint)(buffer.Length - done));
-                if (n < 0)
-                {
-                    int errno = Libc.errno;
-                    if (errno == Errno.EINTR) continue;
-                    throw new VfioNativeException("read", errno, Path);
-                }
-                if (n == 0) break;
-                done += (int)n;
+                int errno = Libc.errno;
+                if (errno == Errno.EINTR) continue;
+                throw new VfioNativeException("read", errno, Path);
             }
+            if (n == 0) break;
+            done += (int)n;
         }
         return done;
     }
@@ -90,20 +87,17 @@ public sealed unsafe class LocalFile : IDisposable
     public int ReadAt(Span<byte> buffer, long offset)
     {
         int done = 0;
-        fixed (byte* p = buffer)
+        while (done < buffer.Length)
         {
-            while (done < buffer.Length)
+            nint n = Libc.pread(Fd, buffer.Slice(done), offset + done);
+            if (n < 0)
             {
-                nint n = Libc.pread(Fd, p + done, (nuint)(buffer.Length - done), offset + done);
-                if (n < 0)
-                {
-                    int errno = Libc.errno;
-                    if (errno == Errno.EINTR) continue;
-                    throw new VfioNativeException("pread", errno, Path);
-                }
-                if (n == 0) break;
-                done += (int)n;
+                int errno = Libc.errno;
+                if (errno == Errno.EINTR) continue;
+                throw new VfioNativeException("pread", errno, Path);
             }
+            if (n == 0) break;
+            done += (int)n;
         }
         return done;
     }
@@ -111,21 +105,18 @@ public sealed unsafe class LocalFile : IDisposable
     /// <summary>write(2) until every byte is taken (a full disk answers ENOSPC, possibly after a short write).</summary>
     public void Write(ReadOnlySpan<byte> data)
     {
-        fixed (byte* p = data)
+        int done = 0;
+        while (done < data.Length)
         {
-            int done = 0;
-            while (done < data.Length)
+            nint n = Libc.write(Fd, data.Slice(done));
+            if (n < 0)
             {
-                nint n = Libc.write(Fd, p + done, (nuint)(data.Length - done));
-                if (n < 0)
-                {
-                    int errno = Libc.errno;
-                    if (errno == Errno.EINTR) continue;
-                    throw new VfioNativeException("write", errno, Path);
-                }
-                if (n == 0) throw new VfioNativeException("write", Errno.EIO, Path, "no byte was written");
-                done += (int)n;
+                int errno = Libc.errno;
+                if (errno == Errno.EINTR) continue;
+                throw new VfioNativeException("write", errno, Path);
             }
+            if (n == 0) throw new VfioNativeException("write", Errno.EIO, Path, "no byte was written");
+            done += (int)n;
         }
     }
 

@@ -13,6 +13,10 @@ public sealed class VfioHost
 {
     public const string ContainerPath = "/dev/vfio/vfio";
 
+    /// <summary>True for a PCI address as sysfs names devices, such as 0000:00:02.0 (domain:bus:device.function).</summary>
+    public static bool IsPciAddress(string name) =>
+        name.Length == 12 && name[4] == ':' && name[7] == ':' && name[10] == '.';
+
     public VfioHost(IVfioKernel kernel) => Kernel = kernel;
 
     /// <summary>The kernel behind the seam.</summary>
