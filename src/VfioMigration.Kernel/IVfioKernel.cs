@@ -65,6 +65,35 @@ public interface IVfioKernel
 
     /// <summary>The files discovery reads: sysfs, /dev/vfio and /proc, as this kernel shows them.</summary>
     IHostFiles Files { get; }
+
+    /// <summary>
+    /// The host's monotonic clock: what timed work above the seam (Measure-DirtyRate's sampling) waits on,
+    /// so that the simulated host, whose clock tests can drive by hand, decides how time passes.
+    /// </summary>
+    IHostClock Clock { get; }
+}
+
+/// <summary>A monotonic clock that can be waited on.</summary>
+public interface IHostClock
+{
+    /// <summary>Time since the host (or the process) started.</summary>
+    TimeSpan Now { get; }
+
+    /// <summary>Waits <paramref name="duration"/>; false if <paramref name="cancel"/> was cancelled first.</summary>
+    bool Wait(TimeSpan duration, System.Threading.CancellationToken cancel);
+}
+
+/// <summary>The wall clock (Stopwatch), waited on with the cancellation token's handle.</summary>
+public sealed class MonotonicClock : IHostClock
+{
+    private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+
+    public static MonotonicClock Instance { get; } = new();
+
+    public TimeSpan Now => _clock.Elapsed;
+
+    public bool Wait(TimeSpan duration, System.Threading.CancellationToken cancel) =>
+        duration <= TimeSpan.Zero ? !cancel.IsCancellationRequested : !cancel.WaitHandle.WaitOne(duration);
 }
 
 /// <summary>Read-only view of the host's pseudo-filesystems (sysfs, /dev, /proc) that discovery uses.</summary>

@@ -21,6 +21,8 @@ public sealed class LinuxKernel : IVfioKernel
 
     public IHostFiles Files { get; } = new LinuxFiles();
 
+    public IHostClock Clock => MonotonicClock.Instance;
+
     public int Open(string path, int flags)
     {
         while (true)

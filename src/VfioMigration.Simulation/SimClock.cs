@@ -1,5 +1,7 @@
 using System;
 using System.Diagnostics;
+using System.Threading;
+using VfioMigration.Core.Kernel;
 
 namespace VfioMigration.Core.Simulation;
 
@@ -8,7 +10,7 @@ namespace VfioMigration.Core.Simulation;
 /// By default it follows the wall clock, so a person at a prompt sees time pass; tests switch it to
 /// manual and advance it themselves, so every run dirties exactly the same pages.
 /// </summary>
-public sealed class SimClock
+public sealed class SimClock : IHostClock
 {
     private readonly object _lock = new();
     private readonly Stopwatch _wall = Stopwatch.StartNew();
@@ -48,6 +50,18 @@ public sealed class SimClock
             _wallOffset = _wall.Elapsed - _manual;
             _isManual = false;
         }
+    }
+
+    /// <summary>In manual time a wait moves the clock at once (a test's sampling takes no wall time); else it waits.</summary>
+    public bool Wait(TimeSpan duration, CancellationToken cancel)
+    {
+        if (cancel.IsCancellationRequested) return false;
+        if (IsManual)
+        {
+            if (duration > TimeSpan.Zero) Advance(duration);
+            return true;
+        }
+        return MonotonicClock.Instance.Wait(duration, cancel);
     }
 
     /// <summary>Moves manual time forward (in wall-clock mode, the offset moves instead).</summary>

@@ -34,6 +34,8 @@ public sealed class SimulatedKernel : IVfioKernel
     /// <summary>The clock that drives the devices' workloads.</summary>
     public SimClock Clock { get; } = new();
 
+    IHostClock IVfioKernel.Clock => Clock;
+
     /// <summary>Faults to inject (failing ioctls, short transfers, devices falling into ERROR).</summary>
     public SimFaults Faults { get; } = new();
 

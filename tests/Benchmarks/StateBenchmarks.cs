@@ -96,6 +96,8 @@ internal static class StateBenchmarks
         public HostKind Kind => _inner.Kind;
         public string Description => _inner.Description;
         public IHostFiles Files => _inner.Files;
+
+        public IHostClock Clock => _inner.Clock;
         public int Open(string path, int flags) => _inner.Open(path, flags);
         public int Close(int fd) => _inner.Close(fd);
         public int Ioctl(int fd, uint request, Span<byte> arg) => _inner.Ioctl(fd, request, arg);

@@ -100,6 +100,8 @@ internal static class Type1Benchmarks
         public HostKind Kind => _inner.Kind;
         public string Description => _inner.Description;
         public IHostFiles Files => _inner.Files;
+
+        public IHostClock Clock => _inner.Clock;
         public int Open(string path, int flags) => _inner.Open(path, flags);
         public int Close(int fd) => _inner.Close(fd);
 

@@ -84,6 +84,8 @@ public class IommuGroupDiscoveryTests
         public HostKind Kind => HostKind.Simulated;
         public string Description => "test files";
         public IHostFiles Files { get; }
+
+        public IHostClock Clock => MonotonicClock.Instance;
         public int Open(string path, int flags) => -2;
         public int Close(int fd) => 0;
         public int Ioctl(int fd, uint request, Span<byte> arg) => -25;

@@ -76,6 +76,8 @@ public class VfioHostTests
         public HostKind Kind => _k.Kind;
         public string Description => _k.Description;
         public IHostFiles Files => _k.Files;
+
+        public IHostClock Clock => _k.Clock;
         public int Open(string path, int flags) => _k.Open(path, flags);
         public int Close(int fd) { Closes++; return _k.Close(fd); }
         public int Ioctl(int fd, uint request, Span<byte> arg) => _k.Ioctl(fd, request, arg);

@@ -57,6 +57,13 @@ public sealed class VfioGroupInfo
     /// <summary>The host's readable name.</summary>
     public required string Host { get; init; }
 
+    /// <summary>The group's device of this name (PCI address or mdev UUID, case-insensitive), or null.</summary>
+    public VfioGroupDevice? FindDevice(string name)
+    {
+        foreach (var d in Devices) if (string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase)) return d;
+        return null;
+    }
+
     public override string ToString() => Group.ToString(CultureInfo.InvariantCulture);
 }
 
@@ -85,6 +92,18 @@ public static class IommuGroupDiscovery
     }
 
     /// <summary>One group by number, or null if sysfs has no such group.</summary>
+    /// <summary>The device of this name and its group among <paramref name="groups"/>, or null: the one device-to-group lookup.</summary>
+    public static (VfioGroupInfo Group, VfioGroupDevice Device)? FindDevice(IEnumerable<VfioGroupInfo> groups, string name)
+    {
+        foreach (var g in groups)
+            if (g.FindDevice(name) is { } d) return (g, d);
+        return null;
+    }
+
+    /// <summary>The message of a device that is in no IOMMU group of the host, with what to check.</summary>
+    public static string NotFoundMessage(string name, string hostDescription) =>
+        $"Device '{name}' is in no IOMMU group on {hostDescription}; check the PCI address (lspci -D) or the mdev UUID.";
+
     public static VfioGroupInfo? FindGroup(IVfioKernel kernel, int number) =>
         kernel.Files.DirectoryExists($"{GroupsRoot}/{number}") ? GetGroup(kernel, number) : null;
 

@@ -91,7 +91,7 @@ public static class MigrationPreflight
 
     private static Inspection? Inspect(VfioHost host, IReadOnlyList<VfioContainer> session, IReadOnlyList<VfioGroupInfo> groups, string name, Action<string, string, string> add)
     {
-        var group = groups.FirstOrDefault(g => g.Devices.Any(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase)));
+        var group = IommuGroupDiscovery.FindDevice(groups, name)?.Group;
         if (group is null)
         {
             add("DeviceNotFound", name, $"no IOMMU group on {host.Description} holds a device named {name}.");

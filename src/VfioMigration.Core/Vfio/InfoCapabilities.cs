@@ -1,8 +1,9 @@
 using System;
 using System.Collections.Generic;
+using VfioMigration.Core.Kernel;
 using VfioMigration.Core.Native;
 
-namespace VfioMigration.Core.Kernel;
+namespace VfioMigration.Core.Vfio;
 
 /// <summary>
 /// Which info ioctl a capability chain came from. Capability ids are numbered per ioctl: id 1 is

@@ -164,6 +164,26 @@ public sealed class VfioContainer : IDisposable
     }
 
     /// <summary>
+    /// The range a bitmap read covers when the caller leaves parts out: from <paramref name="iova"/> (or the
+    /// lowest mapping) for <paramref name="size"/> bytes (or up to the end of the highest mapping, which
+    /// must then lie above <paramref name="iova"/>). Throws NoMappings when there is nothing to read.
+    /// </summary>
+    public (ulong Iova, ulong Size) ResolveRange(ulong? iova = null, ulong? size = null)
+    {
+        var extent = MappedExtent;
+        ulong start = iova ?? extent?.Iova ?? 0;
+        if (size is { } given) return (start, given);
+        ulong end = extent is { } e ? e.Iova + e.Size : 0;
+        if (end <= start)
+        {
+            throw new VfioRuleException("NoMappings", extent is null
+                ? $"Container {Id} has no DMA mappings, so there is nothing to read; map memory first, or give -Iova and -Size."
+                : $"Container {Id} has no mapping at or above 0x{start:x} (its mappings end at 0x{end:x}); give -Size, or a lower -Iova.");
+        }
+        return (start, end - start);
+    }
+
+    /// <summary>
     /// The span from the lowest mapping to the end of the highest, or null without mappings: the range a
     /// read of every mapped page covers.
     /// </summary>
@@ -184,7 +204,7 @@ public sealed class VfioContainer : IDisposable
     /// <summary>True if a device of one of the container's groups has this name.</summary>
     public bool HoldsDevice(string name)
     {
-        lock (_lock) return _groups.Any(g => g.Info.Devices.Any(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase)));
+        lock (_lock) return _groups.Any(g => g.Info.FindDevice(name) is not null);
     }
 
     /// <summary>Opens a new descriptor of a device of one of the container's groups (VFIO_GROUP_GET_DEVICE_FD); the caller disposes it.</summary>
@@ -193,10 +213,10 @@ public sealed class VfioContainer : IDisposable
         ThrowIfClosed();
         lock (_lock)
         {
-            var group = _groups.FirstOrDefault(g => g.Info.Devices.Any(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase)))
+            var group = _groups.FirstOrDefault(g => g.Info.FindDevice(name) is not null)
                 ?? throw new VfioRuleException("DeviceNotInContainer", $"device '{name}' is in none of the groups of container {Id} ({string.Join(", ", _groups.Select(g => g.Number))}).");
             if (IommuType == 0) throw new VfioRuleException("IommuNotSet", $"container {Id} has no IOMMU type yet; the kernel opens devices only after it is set.");
-            var sysfs = group.Info.Devices.First(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase));
+            var sysfs = group.Info.FindDevice(name)!;
             return new VfioDevice(Host, sysfs.Name, group.OpenDevice(sysfs.Name), sysfs);
         }
     }

@@ -1,5 +1,6 @@
 using System;
 using System.Management.Automation;
+using VfioMigration.Core;
 using VfioMigration.Core.Dirty;
 using VfioMigration.Core.Vfio;
 using VfioMigration.Infrastructure;
@@ -38,26 +39,12 @@ public sealed class GetDirtyBitmapCommand : ContainerCmdlet
         using var trace = TraceCalls();
         foreach (var c in SelectedContainers())
         {
-            var extent = c.MappedExtent;
-            ulong iova = Iova ?? extent?.Iova ?? 0;
-            ulong size;
-            if (Size is { } given)
+            ulong iova, size;
+            try { (iova, size) = c.ResolveRange(Iova, Size); }
+            catch (VfioRuleException e)
             {
-                size = given;
-            }
-            else
-            {
-                // Without -Size, up to the end of the highest mapping: there must be one above -Iova.
-                ulong end = extent is { } e ? e.Iova + e.Size : 0;
-                if (end <= iova)
-                {
-                    WriteError(RuleError(extent is null
-                            ? $"Container {c.Id} has no DMA mappings, so there is nothing to read; map memory first, or give -Iova and -Size."
-                            : $"Container {c.Id} has no mapping at or above 0x{iova:x} (its mappings end at 0x{end:x}); give -Size, or a lower -Iova.",
-                        "NoMappings", ErrorCategory.InvalidArgument, c));
-                    continue;
-                }
-                size = end - iova;
+                WriteError(ErrorFor(e, c));
+                continue;
             }
             var progress = new ProgressRecord(1, "Get-DirtyBitmap", $"container {c.Id}: 0x{iova:x}+0x{size:x}");
             try

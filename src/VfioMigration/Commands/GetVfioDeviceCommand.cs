@@ -55,14 +55,12 @@ public sealed class GetVfioDeviceCommand : VfioCmdlet
         }
         foreach (string n in Name)
         {
-            var g = _groups.FirstOrDefault(x => x.Devices.Any(d => string.Equals(d.Name, n, StringComparison.OrdinalIgnoreCase)));
-            if (g is null)
+            if (IommuGroupDiscovery.FindDevice(_groups, n) is not { } found)
             {
-                WriteError(RuleError($"Device '{n}' is in no IOMMU group on {CurrentHost.Description}; check the PCI address (lspci -D) or the mdev UUID.",
-                    ErrorIds.DeviceNotFound, ErrorCategory.ObjectNotFound, n));
+                WriteError(RuleError(IommuGroupDiscovery.NotFoundMessage(n, CurrentHost.Description), ErrorIds.DeviceNotFound, ErrorCategory.ObjectNotFound, n));
                 continue;
             }
-            Emit(g, g.Devices.First(d => string.Equals(d.Name, n, StringComparison.OrdinalIgnoreCase)));
+            Emit(found.Group, found.Device);
         }
     }
 

@@ -72,14 +72,12 @@ public sealed class GetVfioGroupCommand : VfioCmdlet
                 _all ??= IommuGroupDiscovery.GetGroups(kernel);
                 foreach (string name in Device)
                 {
-                    var group = _all.FirstOrDefault(g => g.Devices.Any(d => string.Equals(d.Name, name, System.StringComparison.OrdinalIgnoreCase)));
-                    if (group is null)
+                    if (IommuGroupDiscovery.FindDevice(_all, name) is not { } found)
                     {
-                        WriteError(RuleError($"Device '{name}' is in no IOMMU group on {CurrentHost.Description}; check the PCI address (lspci -D) or the mdev UUID.",
-                            ErrorIds.DeviceNotFound, ErrorCategory.ObjectNotFound, name));
+                        WriteError(RuleError(IommuGroupDiscovery.NotFoundMessage(name, CurrentHost.Description), ErrorIds.DeviceNotFound, ErrorCategory.ObjectNotFound, name));
                         continue;
                     }
-                    Emit(group);
+                    Emit(found.Group);
                 }
                 break;
             default:

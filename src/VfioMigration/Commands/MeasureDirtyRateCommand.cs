@@ -1,6 +1,7 @@
 using System;
 using System.Diagnostics;
 using System.Management.Automation;
+using VfioMigration.Core;
 using VfioMigration.Core.Dirty;
 using VfioMigration.Infrastructure;
 
@@ -30,50 +31,28 @@ public sealed class MeasureDirtyRateCommand : ContainerCmdlet
 
     protected override void ProcessRecord()
     {
-        if (Interval <= TimeSpan.Zero || Duration < Interval)
+        int samples;
+        try { samples = DirtyRateSampler.SampleCount(Interval, Duration); }
+        catch (VfioRuleException e)
         {
-            ThrowTerminatingError(RuleError($"-Interval ({Interval}) must be positive and no longer than -Duration ({Duration}).",
-                "BadInterval", ErrorCategory.InvalidArgument, Interval));
+            ThrowTerminatingError(ErrorFor(e, Interval));
+            return;
         }
         using var trace = TraceCalls();
         foreach (var c in SelectedContainers())
         {
-            if (c.MappedExtent is not { } extent)
-            {
-                WriteError(RuleError($"Container {c.Id} has no DMA mappings to measure.", "NoMappings", ErrorCategory.InvalidOperation, c));
-                continue;
-            }
-            var (iova, size) = extent;
-            int samples = (int)Math.Floor(Duration.TotalMilliseconds / Interval.TotalMilliseconds);
             var progress = new ProgressRecord(2, "Measure-DirtyRate", $"container {c.Id}");
             try
             {
-                // The first read clears what was dirtied before the measurement began.
-                c.GetDirtyBitmap(iova, size, cancel: StopToken);
-                if (c.Scope == DirtyScope.AllMappedPages)
+                if (c.Scope == DirtyScope.AllMappedPages && c.MappedExtent is not null)
                 {
                     WriteWarning($"Container {c.Id} holds a device behind the IOMMU: the kernel cannot see its DMA and reports every mapped page dirty on every read, " +
                                  "so these rates are the mapped size per interval, not what the device wrote.");
                 }
-                var clock = Stopwatch.StartNew();
-                for (int i = 1; i <= samples; i++)
+                foreach (var sample in DirtyRateSampler.Sample(c, Interval, Duration, StopToken))
                 {
-                    var wait = Interval * i - clock.Elapsed;
-                    if (wait > TimeSpan.Zero && StopToken.WaitHandle.WaitOne(wait)) return;
-                    var before = clock.Elapsed;
-                    var bitmap = c.GetDirtyBitmap(iova, size, cancel: StopToken);
-                    WriteObject(new DirtyRateSample
-                    {
-                        Iteration = i,
-                        ContainerId = c.Id,
-                        Timestamp = bitmap.Timestamp,
-                        Interval = i == 1 ? before : before - (Interval * (i - 1)),
-                        Pages = bitmap.Pages,
-                        DirtyPages = bitmap.DirtyPages,
-                        PageSize = bitmap.PageSize,
-                        Scope = bitmap.Scope,
-                    });
-                    progress.PercentComplete = 100 * i / samples;
+                    WriteObject(sample);
+                    progress.PercentComplete = 100 * sample.Iteration / samples;
                     WriteProgress(progress);
                 }
                 progress.RecordType = ProgressRecordType.Completed;

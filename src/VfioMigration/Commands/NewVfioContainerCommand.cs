@@ -60,9 +60,8 @@ public sealed class NewVfioContainerCommand : VfioCmdlet
                 var all = IommuGroupDiscovery.GetGroups(CurrentHost.Kernel);
                 foreach (string name in Device)
                 {
-                    var g = all.FirstOrDefault(x => x.Devices.Any(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase)));
-                    if (g is null) WriteError(RuleError($"Device '{name}' is in no IOMMU group on {CurrentHost.Description}.", ErrorIds.DeviceNotFound, ErrorCategory.ObjectNotFound, name));
-                    else _groups.Add(g.Group);
+                    if (IommuGroupDiscovery.FindDevice(all, name) is { } found) _groups.Add(found.Group.Group);
+                    else WriteError(RuleError(IommuGroupDiscovery.NotFoundMessage(name, CurrentHost.Description), ErrorIds.DeviceNotFound, ErrorCategory.ObjectNotFound, name));
                 }
                 break;
         }

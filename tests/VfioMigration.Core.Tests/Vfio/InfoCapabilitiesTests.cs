@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using VfioMigration.Core.Vfio;
 using VfioMigration.Core.Kernel;
 using VfioMigration.Core.Native;
 using Xunit;
@@ -474,6 +475,8 @@ public class InfoCapabilitiesTests
         public HostKind Kind => HostKind.Simulated;
         public string Description => "info answers from lab.md";
         public IHostFiles Files => throw new NotSupportedException();
+
+        public IHostClock Clock => MonotonicClock.Instance;
         public int Open(string path, int flags) => 3;
         public int Close(int fd) => 0;
 
