@@ -61,3 +61,18 @@ Describe 'About help' {
         Import-Module "$Root/VfioMigration.psd1" -Force
     }
 }
+
+Describe 'Error ids' {
+    It 'every category of the registry is a PowerShell ErrorCategory, and errors carry it' {
+        foreach ($e in [VfioMigration.Core.ErrorIds]::All) {
+            [System.Enum]::IsDefined([System.Management.Automation.ErrorCategory], $e.Kind.ToString()) | Should -BeTrue -Because "$($e.Id) is $($e.Kind)"
+        }
+        Connect-VfioHost -Simulated | Out-Null
+        try {
+            Get-DirtyBitmap -ContainerId 42 -ErrorVariable err -ErrorAction SilentlyContinue
+            $err[0].FullyQualifiedErrorId | Should -Match '^ContainerNotFound,'
+            $err[0].CategoryInfo.Category | Should -Be ([VfioMigration.Core.ErrorIds]::Find('ContainerNotFound').Kind.ToString())
+        }
+        finally { Disconnect-VfioHost }
+    }
+}

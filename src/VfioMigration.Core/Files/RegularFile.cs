@@ -15,16 +15,16 @@ namespace VfioMigration.Core.Files;
 public static class RegularFile
 {
     /// <summary>The path is a FIFO, a device, a directory or a socket.</summary>
-    public const string NotRegularId = "FileNotRegular";
+    public const string NotRegularId = ErrorIds.FileNotRegular;
 
     /// <summary>A file is there and -Force was not given.</summary>
-    public const string ExistsId = "FileExists";
+    public const string ExistsId = ErrorIds.FileExists;
 
     /// <summary>open, read or stat of a file to read failed (other than a missing file).</summary>
-    public const string ReadFailedId = "FileReadFailed";
+    public const string ReadFailedId = ErrorIds.FileReadFailed;
 
     /// <summary>Creating, writing, syncing or renaming a file failed (a full disk, a read-only or missing folder, no permission).</summary>
-    public const string WriteFailedId = "FileWriteFailed";
+    public const string WriteFailedId = ErrorIds.FileWriteFailed;
 
     /// <summary>
     /// Opens <paramref name="path"/> to read, refusing anything but a regular file. A missing file is

@@ -127,7 +127,7 @@ internal sealed class EngineResult
     public void ThrowIfNotCompleted()
     {
         if (Status == MigrationStatus.Completed) return;
-        throw new MigrationFailedException(ErrorId ?? "MigrationFailed", Status, Phase, Error ?? Status.ToString(), Source, Destination, FileWritten, Cause);
+        throw new MigrationFailedException(ErrorId ?? ErrorIds.MigrationFailed, Status, Phase, Error ?? Status.ToString(), Source, Destination, FileWritten, Cause);
     }
 }
 
@@ -233,7 +233,7 @@ internal sealed class MigrationEngine
                     var (s, d) = CleanUp();
                     return new EngineResult
                     {
-                        Status = MigrationStatus.NotConverged, ErrorId = "MigrationNotConverged", Phase = _phase,
+                        Status = MigrationStatus.NotConverged, ErrorId = ErrorIds.MigrationNotConverged, Phase = _phase,
                         Error = $"{why}. {Outcomes(s, d)}", Source = s, Destination = d,
                     };
                 }
@@ -306,7 +306,7 @@ internal sealed class MigrationEngine
             return new EngineResult
             {
                 Status = cancelled ? MigrationStatus.Cancelled : MigrationStatus.Failed,
-                ErrorId = cancelled ? "Cancelled" : ErrorIdFor(e),
+                ErrorId = cancelled ? ErrorIds.Cancelled : ErrorIdFor(e),
                 Phase = _phase,
                 Cause = e,
                 Source = s,
@@ -631,13 +631,13 @@ internal sealed class MigrationEngine
     /// <summary>The stable error id of a failure.</summary>
     private string ErrorIdFor(Exception e) => e switch
     {
-        MigrationTransitionException t when t.StoppedAt == S.Error => "DeviceInError",
-        MigrationTransitionException t when Destination is not null && t.Device == Destination.Name && t.From == S.Resuming => "DestinationRefused",
-        MigrationTransitionException => "TransitionFailed",
+        MigrationTransitionException t when t.StoppedAt == S.Error => ErrorIds.DeviceInError,
+        MigrationTransitionException t when Destination is not null && t.Device == Destination.Name && t.From == S.Resuming => ErrorIds.DestinationRefused,
+        MigrationTransitionException => ErrorIds.TransitionFailed,
         VfioRuleException r => r.RuleId,
-        VfioNativeException n when Destination is not null && n.Target.Contains(Destination.Name, StringComparison.Ordinal) => "DestinationRefused",
-        VfioNativeException => "SyscallFailed",
-        _ => "MigrationFailed",
+        VfioNativeException n when Destination is not null && n.Target.Contains(Destination.Name, StringComparison.Ordinal) => ErrorIds.DestinationRefused,
+        VfioNativeException => ErrorIds.SyscallFailed,
+        _ => ErrorIds.MigrationFailed,
     };
 
     /// <summary>A link of a given bandwidth: sending waits until the bytes would have crossed it.</summary>

@@ -214,7 +214,7 @@ public static class StateFile
             try { n = _file.ReadAt(data, chunk.Offset); }
             catch (VfioNativeException e) { throw RegularFile.Failed(RegularFile.ReadFailedId, What, Contents.Path, e); }
             if (n != chunk.Length || XxHash64.HashToUInt64(data) != chunk.Hash)
-                throw new VfioRuleException("StateFileChanged", $"The state file '{Contents.Path}' changed after it was verified: the chunk at byte {chunk.Offset} no longer matches its checksum.");
+                throw new VfioRuleException(ErrorIds.StateFileChanged, $"The state file '{Contents.Path}' changed after it was verified: the chunk at byte {chunk.Offset} no longer matches its checksum.");
             return data;
         }
 
@@ -230,7 +230,7 @@ public static class StateFile
     /// </summary>
     public static Verified Open(string path)
     {
-        var file = RegularFile.OpenRead(path, What, "StateFileNotFound");
+        var file = RegularFile.OpenRead(path, What, ErrorIds.StateFileNotFound);
         try
         {
             return new Verified(file, Check(file, path));
@@ -238,7 +238,7 @@ public static class StateFile
         catch (InvalidDataException e)
         {
             file.Dispose();
-            throw new VfioRuleException("StateFileInvalid", e.Message);
+            throw new VfioRuleException(ErrorIds.StateFileInvalid, e.Message);
         }
         catch (VfioNativeException e)
         {

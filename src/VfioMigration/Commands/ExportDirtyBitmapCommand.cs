@@ -1,6 +1,7 @@
 using System;
 using System.IO;
 using System.Management.Automation;
+using VfioMigration.Core;
 using VfioMigration.Core.Dirty;
 using VfioMigration.Infrastructure;
 
@@ -39,7 +40,7 @@ public sealed class ExportDirtyBitmapCommand : VfioCmdlet
         if (++_count > 1)
         {
             WriteError(RuleError("Export-DirtyBitmap writes one bitmap per file; the further bitmaps in the pipeline were not written. Export each to its own -Path.",
-                "OneBitmapPerFile", ErrorCategory.InvalidOperation, InputObject));
+                ErrorIds.OneBitmapPerFile, ErrorCategory.InvalidOperation, InputObject));
             return;
         }
         string path = GetUnresolvedProviderPathFromPSPath(Path);

@@ -1,5 +1,6 @@
 using System.Linq;
 using System.Management.Automation;
+using VfioMigration.Core;
 using VfioMigration.Core.Vfio;
 using VfioMigration.Infrastructure;
 

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
+using VfioMigration.Core;
 using VfioMigration.Core.Discovery;
 using VfioMigration.Core.Vfio;
 using VfioMigration.Infrastructure;

@@ -1,6 +1,7 @@
 using System;
 using System.IO;
 using System.Management.Automation;
+using VfioMigration.Core;
 using VfioMigration.Core.Dirty;
 using VfioMigration.Infrastructure;
 

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
+using VfioMigration.Core;
 using VfioMigration.Core.Discovery;
 using VfioMigration.Core.Vfio;
 using VfioMigration.Infrastructure;
@@ -94,7 +95,7 @@ public sealed class NewVfioContainerCommand : VfioCmdlet
                 if (holder is not null)
                 {
                     WriteError(RuleError($"Group {number} is already in container {holder.Id} of this session; a group belongs to one container (Remove-VfioContainer {holder.Id} frees it).",
-                        "GroupInUse", ErrorCategory.ResourceBusy, number));
+                        ErrorIds.GroupInUse, ErrorCategory.ResourceBusy, number));
                     continue;
                 }
                 try

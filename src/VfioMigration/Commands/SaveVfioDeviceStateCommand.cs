@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Management.Automation;
+using VfioMigration.Core;
 using VfioMigration.Core.Migration;
 using VfioMigration.Core.Vfio;
 using VfioMigration.Infrastructure;
@@ -57,7 +58,7 @@ public sealed class SaveVfioDeviceStateCommand : VfioCmdlet
         if (!_written.Add(path))
         {
             WriteError(RuleError($"'{path}' already holds the state of another device saved by this command: a state file holds one device. Give each device its own -Path, or a folder as -Path.",
-                "OneDevicePerFile", ErrorCategory.InvalidArgument, Device));
+                ErrorIds.OneDevicePerFile, ErrorCategory.InvalidArgument, Device));
             return;
         }
         var device = OpenSessionDevice(Device);

@@ -1,5 +1,6 @@
 using System.Linq;
 using System.Management.Automation;
+using VfioMigration.Core;
 using VfioMigration.Core.Migration;
 using VfioMigration.Infrastructure;
 
@@ -43,7 +44,7 @@ public sealed class SetVfioMigrationStateCommand : DeviceCmdlet
         catch (MigrationTransitionException e)
         {
             WriteObject(e.Completed, enumerateCollection: true);
-            WriteError(new ErrorRecord(e, e.StoppedAt == VfioMigrationState.Error ? "DeviceInError" : "TransitionFailed",
+            WriteError(new ErrorRecord(e, e.StoppedAt == VfioMigrationState.Error ? ErrorIds.DeviceInError : ErrorIds.TransitionFailed,
                 ErrorCategory.DeviceError, device.Name) { ErrorDetails = new ErrorDetails(e.Message) });
         }
     });

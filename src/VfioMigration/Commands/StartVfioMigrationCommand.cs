@@ -1,6 +1,7 @@
 using System;
 using System.Linq;
 using System.Management.Automation;
+using VfioMigration.Core;
 using VfioMigration.Core.Migration;
 using VfioMigration.Core.Vfio;
 using VfioMigration.Infrastructure;
@@ -118,7 +119,7 @@ public sealed class StartVfioMigrationCommand : VfioCmdlet
                 WarnEvenIfStopped($"{report.ErrorDescription} The report: Get-VfioMigration | Select-Object -Last 1");
                 break;
             case MigrationStatus.Failed:
-                WriteError(ErrorFor(new MigrationFailedException(report.ErrorId ?? "MigrationFailed", report.Status, report.FailedPhase ?? "",
+                WriteError(ErrorFor(new MigrationFailedException(report.ErrorId ?? ErrorIds.MigrationFailed, report.Status, report.FailedPhase ?? "",
                     report.ErrorDescription ?? "The migration failed.", report.SourceOutcome, report.DestinationOutcome, report.FileWritten, null), Source));
                 break;
         }

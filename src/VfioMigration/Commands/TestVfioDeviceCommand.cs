@@ -1,6 +1,7 @@
 using System.Collections;
 using System.IO;
 using System.Management.Automation;
+using VfioMigration.Core;
 using VfioMigration.Infrastructure;
 
 namespace VfioMigration.Commands;
@@ -43,7 +44,7 @@ public sealed class TestVfioDeviceCommand : VfioCmdlet
         string checks = Path.Combine(Path.GetDirectoryName(typeof(TestVfioDeviceCommand).Assembly.Location) ?? ".", ChecksFile);
         if (!File.Exists(checks))
         {
-            ThrowTerminatingError(RuleError($"The lab checks are missing: {checks}.", "LabChecksNotFound", ErrorCategory.ObjectNotFound, checks));
+            ThrowTerminatingError(RuleError($"The lab checks are missing: {checks}.", ErrorIds.LabChecksNotFound, ErrorCategory.ObjectNotFound, checks));
         }
         // Pester may be loaded already (a lab's run) or installed; either way version 5 or later.
         var pester = InvokeCommand.InvokeScript(
@@ -52,7 +53,7 @@ public sealed class TestVfioDeviceCommand : VfioCmdlet
         if (pester.Count == 0)
         {
             ThrowTerminatingError(RuleError("Test-VfioDevice runs its checks with Pester 5 or later, which is not installed: Install-PSResource Pester (or Install-Module Pester).",
-                "PesterNotFound", ErrorCategory.NotInstalled, "Pester"));
+                ErrorIds.PesterNotFound, ErrorCategory.NotInstalled, "Pester"));
         }
         // The checks move the device through its states and save and restore it, so they change it.
         if (!ShouldProcess(Device, "Run the lab checks (moves the device through its migration states, saves and restores its state)")) return;

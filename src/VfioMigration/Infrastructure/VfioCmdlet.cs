@@ -101,23 +101,11 @@ public abstract class VfioCmdlet : PSCmdlet, IDisposable
     protected static ErrorRecord RuleError(string message, string errorId, ErrorCategory category, object? target) =>
         new(new InvalidOperationException(message), errorId, category, target) { ErrorDetails = new ErrorDetails(message) };
 
-    private static ErrorCategory CategoryForRule(string ruleId) => ruleId switch
-    {
-        _ when ruleId.EndsWith("NotFound", StringComparison.Ordinal) => ErrorCategory.ObjectNotFound,
-        _ when ruleId.Contains("Limit", StringComparison.Ordinal) || ruleId.Contains("TooLarge", StringComparison.Ordinal) => ErrorCategory.LimitsExceeded,
-        "TrackingNotStarted" or "IommuNotSet" or "ContainerClosed" or "NoGroup" or "IommuAlreadySet" or "GroupAlreadyAttached" => ErrorCategory.InvalidOperation,
-        "NoDirtyTracking" or "NotType1v2" or "IommuTypeUnsupported" or "UnsupportedApiVersion" => ErrorCategory.NotImplemented,
-        RegularFile.ExistsId => ErrorCategory.ResourceExists,
-        RegularFile.WriteFailedId => ErrorCategory.WriteError,
-        RegularFile.ReadFailedId => ErrorCategory.ReadError,
-        "StateFileInvalid" or "StateFileChanged" or "DestinationRefused" => ErrorCategory.InvalidData,
-        "DeviceInError" or "TransitionFailed" or "SyscallFailed" or "MigrationFailed" => ErrorCategory.DeviceError,
-        "Cancelled" => ErrorCategory.OperationStopped,
-        "MigrationNotConverged" => ErrorCategory.LimitsExceeded,
-        "BandwidthTooLow" or "DowntimeLimitTooLow" => ErrorCategory.InvalidArgument,
-        "GroupNotViable" or "GroupNotBoundToVfio" => ErrorCategory.ResourceUnavailable,
-        _ => ErrorCategory.InvalidArgument,
-    };
+    /// <summary>The category of a registered id (Core's ErrorIds, whose kinds carry ErrorCategory's names).</summary>
+    protected static ErrorCategory CategoryForRule(string ruleId) => Enum.Parse<ErrorCategory>(ErrorIds.KindOf(ruleId).ToString());
+
+    /// <summary>An ErrorRecord for a registered id: its category comes from the registry.</summary>
+    protected static ErrorRecord RuleError(string message, string errorId, object? target) => RuleError(message, errorId, CategoryForRule(errorId), target);
 
     /// <summary>errno to PowerShell's error category, in one place.</summary>
     public static ErrorCategory CategoryFor(int errno) => errno switch
@@ -170,7 +158,7 @@ public abstract class VfioCmdlet : PSCmdlet, IDisposable
         if (container is null)
         {
             WriteError(RuleError($"No container of this session holds the group of '{name}'. Open one first: New-VfioContainer -Device {name}",
-                "DeviceNotInContainer", ErrorCategory.InvalidOperation, name));
+                ErrorIds.DeviceNotInContainer, ErrorCategory.InvalidOperation, name));
             return null;
         }
         try
