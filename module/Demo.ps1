@@ -44,7 +44,7 @@ $container = New-VfioContainer -Group 2
 Show $container
 Show (Get-VfioIommuInfo)
 
-Show-Step 'Guest memory mapped for DMA, as lab.md maps it: 2 MiB and 1 MiB with a gap (New-VfioDmaMapping)'
+Show-Step 'Guest memory mapped for DMA, as the lab maps it (docs/kernel-interface.md lab 7): 2 MiB and 1 MiB with a gap (New-VfioDmaMapping)'
 $null = New-VfioDmaMapping -Iova 0x10000000 -Size 2MB
 $null = New-VfioDmaMapping -Iova 0x10300000 -Size 1MB
 Show (Get-VfioDmaMapping)

@@ -51,8 +51,14 @@ public sealed unsafe class NativeBuffer : SafeHandle
 /// </summary>
 public static unsafe class UserMemory
 {
-    /// <summary>Top of the x86_64 user address space (TASK_SIZE_MAX with 4-level paging).</summary>
-    public const ulong TaskSizeMax = 0x7FFF_FFFF_F000UL;
+    /// <summary>
+    /// Top of the user address space, as the kernel's access_ok() sees it: x86_64 with 4-level paging,
+    /// TASK_SIZE_MAX = 2^47 - one page; aarch64 with Debian's 48-bit virtual addresses, TASK_SIZE = 2^48.
+    /// </summary>
+    public static readonly ulong TaskSizeMax =
+        System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.Arm64
+            ? 1UL << 48
+            : 0x7FFF_FFFF_F000UL;
 
     /// <summary>access_ok(): the range lies in user space (a null pointer passes it, as in the kernel).</summary>
     public static bool AccessOk(ulong address, ulong size) =>

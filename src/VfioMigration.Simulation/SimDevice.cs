@@ -9,7 +9,7 @@ namespace VfioMigration.Core.Simulation;
 /// <summary>What a saving data fd answers at the temporary end of pre-copy data (both are allowed by the UAPI).</summary>
 public enum SimPreCopyEndOfData
 {
-    /// <summary>read() returns 0, as mtty does (lab.md 7.3: "read(pre-copy data_fd) -> 0 (EOF)").</summary>
+    /// <summary>read() returns 0, as mtty does (kernel-interface.md lab 7.3: "read(pre-copy data_fd) -> 0 (EOF)").</summary>
     ReturnZero,
 
     /// <summary>read() fails with ENOMSG, as the UAPI describes it (include/uapi/linux/vfio.h, PRE_COPY).</summary>

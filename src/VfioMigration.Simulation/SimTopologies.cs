@@ -10,7 +10,7 @@ public static class SimTopologies
     public const string LabMttyUuid = "36e5c7cc-4871-4d03-91da-44479a60a911";
 
     /// <summary>
-    /// The QEMU lab of lab.md as a simulated host: the edu device (group 2, no reset), an e1000e (group 3,
+    /// The QEMU lab of kernel-interface.md (lab) as a simulated host: the edu device (group 2, no reset), an e1000e (group 3,
     /// with reset), both on vfio-pci behind an emulated VT-d, and the mtty sample mdev (group 7) with v2
     /// migration (STOP_COPY|P2P|PRE_COPY), DMA logging, 24 bytes of pre-copy data and 72 more at stop-copy.
     /// The conformance suite runs against this host and against the real lab with the same targets.

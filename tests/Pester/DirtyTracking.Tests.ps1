@@ -2,7 +2,7 @@
 BeforeAll {
     Import-Module "$PSScriptRoot/../../VfioMigration.psd1" -Force
     function New-LabGuest([int] $Group = 2) {
-        # The lab's layout (lab.md 7.1): a 2 MiB and a 1 MiB mapping with a 1 MiB gap between them.
+        # The lab's layout (kernel-interface.md lab 7.1): a 2 MiB and a 1 MiB mapping with a 1 MiB gap between them.
         $c = New-VfioContainer -Group $Group
         $null = New-VfioDmaMapping -Container $c -Iova 0x10000000 -Size 2MB
         $null = New-VfioDmaMapping -Container $c -Iova 0x10300000 -Size 1MB

@@ -30,7 +30,7 @@ param(
     # Downloads, extracted kernel trees, mtty.ko, initramfs and the VM's share live here, outside the git tree.
     [string] $Cache = $(if ($env:VFIOLAB_CACHE) { $env:VFIOLAB_CACHE } else { '/var/tmp/vfiomigration-lab' }),
 
-    # The VM's whole life: boot, suite, checks, power-off. TCG varies 2-3x between runs (lab.md section 4).
+    # The VM's whole life: boot, suite, checks, power-off. TCG varies 2-3x between runs (kernel-interface.md lab 4).
     [int] $TimeoutSeconds = 600,
 
     [switch] $SkipModuleBuild,

@@ -2,7 +2,7 @@
 # Runs in the lab guest (busybox), from the writable 9p share, which Invoke-Lab.ps1 fills with this script
 # and lab.env. It binds the emulated PCI devices to vfio-pci, creates one mtty-2 mdev, then enters the host
 # root (9p, read-only, under a tmpfs overlay) and runs ONE pwsh there: .NET start-up under TCG costs
-# 10-20 s per process (lab.md section 4.2), so everything the guest checks happens inside it.
+# 10-20 s per process (kernel-interface.md lab 4), so everything the guest checks happens inside it.
 . /mnt/lab/lab.env
 SHARE_DIR=/mnt/lab
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
@@ -46,7 +46,7 @@ record T_BOUND "$(uptime_s)"
 ROOT=/mnt/root
 mkdir -p /mnt/hostro /mnt/rw "$ROOT"
 # multidevs=remap on the QEMU side is what keeps inode numbers of different host filesystems apart;
-# without it CoreCLR fails to start (lab.md section 3.2).
+# without it CoreCLR fails to start (kernel-interface.md lab 3.2).
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro hostroot /mnt/hostro \
     || { note "cannot mount the host root (9p tag hostroot)"; exit 1; }
 mount -t tmpfs -o size=1g tmpfs /mnt/rw

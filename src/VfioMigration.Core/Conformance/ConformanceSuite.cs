@@ -36,7 +36,7 @@ public sealed class ConformanceTarget
 
 /// <summary>
 /// A scenario of the conformance suite: a sequence of raw system calls through the seam, recording each
-/// answer. Scenarios state the kernel's behaviour as lab.md observed it on Linux 6.12; the suite runs
+/// answer. Scenarios state the kernel's behaviour as kernel-interface.md (lab) observed it on Linux 6.12; the suite runs
 /// unchanged on the simulated host (every test run) and on the real kernel (the QEMU lab).
 /// </summary>
 public abstract class ConformanceScenario

@@ -6,7 +6,7 @@ namespace VfioMigration.Core.Conformance;
 
 /// <summary>
 /// A fresh container and a group: API version, extensions, group status, attach, SET_IOMMU, and what the
-/// container answers before it has an IOMMU driver and after its last group left (lab.md section 7.1
+/// container answers before it has an IOMMU driver and after its last group left (kernel-interface.md lab 7.1
 /// "== container" and "== group", section 9; the rest from drivers/vfio/container.c and group.c).
 /// </summary>
 public sealed class ContainerScenario : ConformanceScenario

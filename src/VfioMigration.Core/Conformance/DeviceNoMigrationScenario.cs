@@ -5,7 +5,7 @@ using static VfioMigration.Core.Conformance.DeviceScenarioCalls;
 namespace VfioMigration.Core.Conformance;
 
 /// <summary>
-/// A vfio-pci device without a migration driver (lab.md 7.1 "== Device info / migration", the edu device):
+/// A vfio-pci device without a migration driver (kernel-interface.md lab 7.1 "== Device info / migration", the edu device):
 /// GET_DEVICE_FD, GET_INFO, and the MIGRATION feature answering ENOTTY to PROBE and GET.
 /// </summary>
 public sealed class DeviceNoMigrationScenario : ConformanceScenario

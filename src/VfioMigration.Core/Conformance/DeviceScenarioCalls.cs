@@ -9,7 +9,7 @@ namespace VfioMigration.Core.Conformance;
 /// <summary>Raw device calls the device scenarios share (opening a device the way vfiotest does, feature buffers).</summary>
 internal static class DeviceScenarioCalls
 {
-    /// <summary>A container with the group attached and TYPE1v2 set, then the device fd (lab.md 7.1 "== group", GET_DEVICE_FD).</summary>
+    /// <summary>A container with the group attached and TYPE1v2 set, then the device fd (kernel-interface.md lab 7.1 "== group", GET_DEVICE_FD).</summary>
     public static SafeFd? OpenDevice(VfioHost host, int group, string device, ConformanceRecorder r, out SafeFd container, out SafeFd groupFd)
     {
         container = host.Open(VfioHost.ContainerPath);
@@ -45,7 +45,7 @@ internal static class DeviceScenarioCalls
 
     public static string Hex(ulong value) => "0x" + value.ToString("x", CultureInfo.InvariantCulture);
 
-    /// <summary>Bytes as lab.md prints them: "4e 2c 3e 8c".</summary>
+    /// <summary>Bytes as kernel-interface.md (lab) prints them: "4e 2c 3e 8c".</summary>
     public static string Bytes(ReadOnlySpan<byte> bytes) =>
         string.Join(" ", bytes.ToArray().Select(b => b.ToString("x2", CultureInfo.InvariantCulture)));
 }

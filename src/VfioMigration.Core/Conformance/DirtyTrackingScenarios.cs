@@ -5,7 +5,7 @@ using VfioMigration.Core.Native;
 namespace VfioMigration.Core.Conformance;
 
 /// <summary>
-/// The "== DMA map + dirty tracking" sequence of lab.md section 7, step for step: two mappings A (2 MiB at
+/// The "== DMA map + dirty tracking" sequence of kernel-interface.md lab 7, step for step: two mappings A (2 MiB at
 /// 0x10000000) and B (1 MiB at 0x10300000, a 1 MiB gap after A), every GET_BITMAP the lab made (valid
 /// ranges, ranges clubbing A and B, bisecting ranges, bad alignment, bad page size, bitmaps too small or
 /// too large), UNMAP_DMA with a bitmap, STOP, and what fails after STOP. A successful read is answered
@@ -70,7 +70,7 @@ internal static class DirtyTrackingSequence
     private static void Get(VfioHost host, SafeFd container, ConformanceRecorder r, NativeBuffer bitmap, string step,
         ulong iova, ulong size, ulong pgsize, ulong bitmapSize)
     {
-        // The kernel ORs into what it finds (uapi.md c.4): a caller zeroes the bitmap before every read.
+        // The kernel ORs into what it finds (kernel-interface.md c.4): a caller zeroes the bitmap before every read.
         bitmap.Clear(System.Math.Min(bitmap.Length, 128));
         int rc = Type1Calls.GetBitmap(host, container, iova, size, pgsize, bitmapSize, bitmap.Address);
         if (rc < 0)
@@ -83,7 +83,7 @@ internal static class DirtyTrackingSequence
     }
 }
 
-/// <summary>lab.md 7.1: the dirty-tracking sequence in a container holding only the IOMMU-backed group (every mapped page reads dirty).</summary>
+/// <summary>kernel-interface.md lab 7.1: the dirty-tracking sequence in a container holding only the IOMMU-backed group (every mapped page reads dirty).</summary>
 public sealed class DirtyIommuScenario : ConformanceScenario
 {
     public override string Name => "dirty-iommu";
@@ -93,7 +93,7 @@ public sealed class DirtyIommuScenario : ConformanceScenario
     public override void Run(ConformanceTarget target, ConformanceRecorder r) => DirtyTrackingSequence.RunInOwnContainer(target.Host, target.IommuGroup!.Value, r);
 }
 
-/// <summary>lab.md 7.3: the same sequence in a container holding only the mdev group (pinned-page scope: mtty pins nothing, so 0 bits).</summary>
+/// <summary>kernel-interface.md lab 7.3: the same sequence in a container holding only the mdev group (pinned-page scope: mtty pins nothing, so 0 bits).</summary>
 public sealed class DirtyMdevScenario : ConformanceScenario
 {
     public override string Name => "dirty-mdev";
@@ -104,7 +104,7 @@ public sealed class DirtyMdevScenario : ConformanceScenario
 }
 
 /// <summary>
-/// lab.md 7.4: the IOMMU-backed group and the mdev group in one container. The IOMMU-backed group keeps
+/// kernel-interface.md lab 7.4: the IOMMU-backed group and the mdev group in one container. The IOMMU-backed group keeps
 /// the container out of pinned-page scope, so every mapped page reads dirty, as in 7.1.
 /// </summary>
 public sealed class DirtyMixedScenario : ConformanceScenario

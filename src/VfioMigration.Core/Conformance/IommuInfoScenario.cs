@@ -8,7 +8,7 @@ using VfioMigration.Core.Native;
 namespace VfioMigration.Core.Conformance;
 
 /// <summary>
-/// VFIO_IOMMU_GET_INFO with argsz growth and the capability chain (lab.md 7.1 and 7.3 "== VFIO_IOMMU_GET_INFO",
+/// VFIO_IOMMU_GET_INFO with argsz growth and the capability chain (kernel-interface.md lab 7.1 and 7.3 "== VFIO_IOMMU_GET_INFO",
 /// section 9): for a container holding the IOMMU-backed group (MIGRATION, DMA_AVAIL, IOVA_RANGE; 120 bytes on
 /// 6.12) and for one holding only the mdev group (no IOVA_RANGE; 72 bytes, page sizes PAGE_MASK).
 /// </summary>

@@ -9,7 +9,7 @@ using static VfioMigration.Core.Native.VfioConstants;
 namespace VfioMigration.Core.Conformance;
 
 /// <summary>
-/// The v2 migration of the mtty sample, step by step as lab.md 7.3 ran it ("== Device info / migration"):
+/// The v2 migration of the mtty sample, step by step as kernel-interface.md lab 7.3 ran it ("== Device info / migration"):
 /// features, RUNNING → PRE_COPY with a data fd, PRECOPY_INFO, the pre-copy data read to its end, STOP_COPY
 /// continuing on the same fd (data_fd -1), the stream's size and header, STOP, RESUMING with the saved
 /// stream written back, STOP (load), RUNNING, and an invalid state.
@@ -68,7 +68,7 @@ public sealed class MigrationV2Scenario : ConformanceScenario
 
             using (var stopCopy = SetState(host, device, r, VFIO_DEVICE_STATE_STOP_COPY, "STOP_COPY"))
             {
-                // lab.md 9: PRE_COPY → STOP_COPY returns -1 and the pre-copy fd carries the rest.
+                // kernel-interface.md lab 9: PRE_COPY → STOP_COPY returns -1 and the pre-copy fd carries the rest.
                 ReadToEnd(host, stopCopy ?? preCopy, r, "stop-copy", stream);
             }
         }

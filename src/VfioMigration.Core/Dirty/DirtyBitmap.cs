@@ -4,7 +4,7 @@ using VfioMigration.Core.Kernel;
 
 namespace VfioMigration.Core.Dirty;
 
-/// <summary>Which pages a dirty bitmap can report, as the kernel decides (uapi.md c.3).</summary>
+/// <summary>Which pages a dirty bitmap can report, as the kernel decides (kernel-interface.md c.3).</summary>
 public enum DirtyScope
 {
     /// <summary>An IOMMU-backed device is attached: the kernel cannot see its DMA and reports every mapped page dirty on every read.</summary>

@@ -61,7 +61,7 @@ public static class DirtyBitmapPlan
         return calls;
     }
 
-    /// <summary>The alignment rules of a dirty-bitmap range (uapi.md c.2), with sentences instead of EINVAL.</summary>
+    /// <summary>The alignment rules of a dirty-bitmap range (kernel-interface.md c.2), with sentences instead of EINVAL.</summary>
     public static void CheckRange(ulong iova, ulong size, ulong pageSize)
     {
         if (pageSize == 0 || (pageSize & (pageSize - 1)) != 0)

@@ -245,7 +245,7 @@ public static class DeviceMigration
         return BitConverter.ToUInt32(b);
     }
 
-    /// <summary>v1: read-modify-write of device_state keeping the reserved bits (uapi.md a.4).</summary>
+    /// <summary>v1: read-modify-write of device_state keeping the reserved bits (kernel-interface.md a.4).</summary>
     private static void WriteV1DeviceState(VfioDevice device, MigrationSupport support, uint bits)
     {
         if (!VfioConstants.VFIO_DEVICE_STATE_VALID(bits))

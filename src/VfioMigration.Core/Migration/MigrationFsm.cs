@@ -20,7 +20,7 @@ public enum VfioMigrationState : uint
 /// <summary>
 /// The kernel's v2 migration state machine, replicated so the module can show (-WhatIf) and check the path
 /// of a change before any ioctl: vfio_mig_get_next_state's table and its skipping of states the device
-/// lacks (drivers/vfio/vfio_main.c; uapi.md b.2).
+/// lacks (drivers/vfio/vfio_main.c; kernel-interface.md b.2).
 /// </summary>
 public static class MigrationFsm
 {

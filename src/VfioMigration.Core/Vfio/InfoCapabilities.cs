@@ -59,7 +59,7 @@ public sealed class VfioCapabilityChainException : Exception
 /// <see cref="vfio_info_cap_header"/> whose <c>next</c> is an offset from the start of the whole
 /// info buffer (0 ends the chain); the kernel builds it in order, so offsets grow
 /// (drivers/vfio: vfio_info_cap_add, vfio_info_cap_shift). Capabilities need not be 8-byte aligned:
-/// Linux 6.1 puts IOVA_RANGE at offset 68 (lab.md 7.5), so every read goes through
+/// Linux 6.1 puts IOVA_RANGE at offset 68 (kernel-interface.md lab 7.5), so every read goes through
 /// <see cref="StructBytes"/> (unaligned-safe). The walk refuses a chain that leaves the buffer,
 /// overlaps itself or does not move forward, instead of looping or reading past the end.
 /// </summary>
@@ -141,7 +141,7 @@ public sealed class InfoCapabilities
 
     /// <summary>
     /// Type1 VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE: the usable IOVA ranges (<c>end</c> inclusive), or
-    /// null when the container has none (an mdev-only container, lab.md 7.3).
+    /// null when the container has none (an mdev-only container, kernel-interface.md lab 7.3).
     /// </summary>
     public IReadOnlyList<vfio_iova_range>? IovaRanges => Require(CapabilityNamespace.IommuType1Info, nameof(IovaRanges))._iovaRanges;
 
@@ -283,7 +283,7 @@ public sealed record InfoAnswer<T>(T Info, InfoCapabilities Capabilities, byte[]
 /// Info ioctls with capability chains. The kernel cannot know how large a chain will be before the
 /// call, so a first call with argsz = sizeof(fixed struct) gets the fixed part, the CAPS flag, and in
 /// argsz the size the whole answer needs (cap_offset stays 0); the caller grows the buffer and asks
-/// again (uapi.md a.3; lab.md 7.1: argsz 24 → 120). The number of calls and the size are bounded,
+/// again (kernel-interface.md a.3; kernel-interface.md lab 7.1: argsz 24 → 120). The number of calls and the size are bounded,
 /// so a kernel that keeps asking for more cannot keep this looping or allocating.
 /// </summary>
 public static class InfoQuery
@@ -291,7 +291,7 @@ public static class InfoQuery
     /// <summary>At most this many calls (the first and three growths); a real kernel needs two.</summary>
     public const int MaxCalls = 4;
 
-    /// <summary>Largest argsz honoured; real answers are around 100 bytes (lab.md 9).</summary>
+    /// <summary>Largest argsz honoured; real answers are around 100 bytes (kernel-interface.md lab 9).</summary>
     public const int MaxArgsz = 64 * 1024;
 
     /// <summary>VFIO_IOMMU_GET_INFO on a type1 container.</summary>

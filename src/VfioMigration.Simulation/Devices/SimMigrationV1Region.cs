@@ -9,7 +9,7 @@ namespace VfioMigration.Core.Simulation.Devices;
 /// The v1 migration region of the 5.8 series (VFIO_REGION_TYPE_MIGRATION / SUBTYPE_MIGRATION, a device
 /// region at index 9): struct vfio_device_migration_info at offset 0 and a data section at
 /// <see cref="DataOffset"/>, trapped (pread/pwrite) and mmappable (one sparse-mmap area). No in-tree
-/// driver implemented v1, so the rules are the UAPI's (include/uapi/linux/vfio.h of 5.8, uapi.md a.4):
+/// driver implemented v1, so the rules are the UAPI's (include/uapi/linux/vfio.h of 5.8, kernel-interface.md a.4):
 /// fields at their natural width only, VALID() states only, the error state left only by reset,
 /// pending_bytes → data_offset → data_size → data while saving, data_offset → data → data_size while resuming.
 /// </summary>
@@ -97,7 +97,7 @@ internal sealed class SimMigrationV1Region : IDisposable
                 BinaryPrimitives.WriteUInt64LittleEndian(buffer, Saving is not null && _chunkStaged ? _chunkSize : 0);
                 return 8;
             default:
-                // Only whole fields at their natural width and alignment (uapi.md a.4).
+                // Only whole fields at their natural width and alignment (kernel-interface.md a.4).
                 return -Errno.EINVAL;
         }
     }

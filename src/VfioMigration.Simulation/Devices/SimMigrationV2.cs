@@ -163,7 +163,7 @@ internal sealed class SimMigrationV2
                 file = new SimDataFile(_device, Saving);
                 return 0;
 
-            // The device stops; the pre-copy fd goes on with the rest of the stream (lab.md 9: data_fd -1).
+            // The device stops; the pre-copy fd goes on with the rest of the stream (kernel-interface.md lab 9: data_fd -1).
             case (PRE_COPY_P2P, STOP_COPY) or (PRE_COPY, STOP_COPY):
                 Saving?.EnterStopCopy();
                 return 0;

@@ -736,7 +736,7 @@ internal sealed class Type1Iommu
     // ---------------------------------------------------------------------------------------------
     // VFIO_IOMMU_DIRTY_PAGES
 
-    /// <summary>vfio_iommu_type1_dirty_pages, with the checks of uapi.md c.2 in their order.</summary>
+    /// <summary>vfio_iommu_type1_dirty_pages, with the checks of kernel-interface.md c.2 in their order.</summary>
     public int DirtyPages(Span<byte> arg)
     {
         if (!V2) return -Errno.EACCES;

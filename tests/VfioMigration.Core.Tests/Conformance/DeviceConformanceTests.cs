@@ -11,7 +11,7 @@ namespace VfioMigration.Core.Tests.Conformance;
 
 /// <summary>
 /// The device scenarios against the simulated lab give the answers the real lab gave (Expected/&lt;scenario&gt;.txt,
-/// transcribed from lab.md 7.1 and 7.3).
+/// transcribed from kernel-interface.md lab 7.1 and 7.3).
 /// </summary>
 public class DeviceConformanceTests
 {

@@ -6,7 +6,7 @@ using VfioMigration.Core.Conformance;
 namespace VfioMigration.Core.Tests.Conformance;
 
 /// <summary>
-/// The expected answers of a scenario, transcribed from lab.md into Conformance/Expected/&lt;scenario&gt;.txt,
+/// The expected answers of a scenario, transcribed from kernel-interface.md (lab) into Conformance/Expected/&lt;scenario&gt;.txt,
 /// one "step | answer" per line.
 /// </summary>
 internal static class ExpectedAnswers

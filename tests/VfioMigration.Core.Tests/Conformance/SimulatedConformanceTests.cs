@@ -10,7 +10,7 @@ using Xunit;
 namespace VfioMigration.Core.Tests.Conformance;
 
 /// <summary>
-/// The simulated lab host gives the real kernel's answers (lab.md, transcribed in Expected/) to every
+/// The simulated lab host gives the real kernel's answers (kernel-interface.md (lab), transcribed in Expected/) to every
 /// step of the container and type1 scenarios.
 /// </summary>
 public class SimulatedConformanceTests
@@ -96,7 +96,7 @@ public class SimulatedConformanceTests
     private static string Describe(string scenario, IReadOnlyList<(string Scenario, string Step, string? Left, string? Right)> diff,
         IReadOnlyList<Observation> actual)
     {
-        var text = new StringBuilder($"Scenario '{scenario}' differs from Expected/{scenario}.txt (lab.md):\n");
+        var text = new StringBuilder($"Scenario '{scenario}' differs from Expected/{scenario}.txt (kernel-interface.md (lab)):\n");
         foreach (var d in diff)
             text.Append($"  {d.Step}\n    Linux 6.12 (expected): {d.Left ?? "(no such step)"}\n    simulated:             {d.Right ?? "(no such step)"}\n");
         text.Append("Simulated run, in the expected file's format:\n").Append(ExpectedAnswers.Format(actual));

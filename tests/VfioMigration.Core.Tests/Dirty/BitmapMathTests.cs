@@ -89,7 +89,7 @@ public class BitmapMathTests
     }
 
     [Theory]
-    // uapi.md g.3 and the oracle/qemu#6 trace: range -> bitmap bytes at 4 KiB pages.
+    // kernel-interface.md g.3 and the oracle/qemu#6 trace: range -> bitmap bytes at 4 KiB pages.
     [InlineData(0x200000UL, 64UL)]
     [InlineData(0xa0000UL, 0x18UL)]
     [InlineData(0x1000000UL, 0x200UL)]

@@ -13,7 +13,7 @@ public class MigrationFsmTests
     private const ulong StopCopyOnly = VfioConstants.VFIO_MIGRATION_STOP_COPY;
 
     [Theory]
-    // uapi.md b.2's worked examples, full support.
+    // kernel-interface.md b.2's worked examples, full support.
     [InlineData(S.Running, S.StopCopy, new[] { S.RunningP2P, S.Stop, S.StopCopy })]
     [InlineData(S.Resuming, S.Running, new[] { S.Stop, S.RunningP2P, S.Running })]
     [InlineData(S.Stop, S.PreCopy, new[] { S.RunningP2P, S.Running, S.PreCopy })]

@@ -90,11 +90,11 @@ public class HeaderLayoutTests
         var unpinned = _h.Absent.Where(key => PinnedUapi.Find(key) is null).OrderBy(k => k, StringComparer.Ordinal).ToList();
         Assert.True(unpinned.Count == 0,
             $"<linux/vfio.h> {_h.LinuxVersion} does not define these, and PinnedUapi has no literal for them " +
-            $"(add each with its uapi.md section):\n{string.Join("\n", unpinned)}");
+            $"(add each with its kernel-interface.md section):\n{string.Join("\n", unpinned)}");
     }
 
     /// <summary>
-    /// What the 6.1 header lacks, as the task and uapi.md b (version map) state it: the 6.2 additions
+    /// What the 6.1 header lacks, as the task and kernel-interface.md b (version map) state it: the 6.2 additions
     /// (PRE_COPY, PRECOPY_INFO, MIG_DATA_SIZE), the explicit pad of vfio_iommu_type1_info, the 5.8
     /// names of the v1 region (renamed ..._DEPRECATED in 5.18), and kernel-internal limits. This checks
     /// the probe itself: a detector that called present items absent would leave them unchecked.

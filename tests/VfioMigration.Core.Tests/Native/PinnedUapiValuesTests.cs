@@ -7,7 +7,7 @@ namespace VfioMigration.Core.Tests.NativeLayer;
 
 /// <summary>
 /// The UAPI values the installed 6.1 header cannot confirm (6.2 additions, 5.8 names, kernel-internal
-/// limits) and every ioctl number, against literals transcribed from uapi.md. Needs no compiler.
+/// limits) and every ioctl number, against literals transcribed from kernel-interface.md. Needs no compiler.
 /// </summary>
 public class PinnedUapiValuesTests
 {
@@ -52,7 +52,7 @@ public class PinnedUapiValuesTests
     {
         var unpinned = NativeDeclarations.IoctlRequests().Select(r => "ioctl:" + r.Request.Name)
             .Where(k => PinnedUapi.Ioctls.All(p => p.Key != k)).ToList();
-        Assert.True(unpinned.Count == 0, "no literal in PinnedUapi.Ioctls (uapi.md a.2) for: " + string.Join(", ", unpinned));
+        Assert.True(unpinned.Count == 0, "no literal in PinnedUapi.Ioctls (kernel-interface.md a.2) for: " + string.Join(", ", unpinned));
     }
 
     /// <summary>The numbers as rust-vmm's vfio-bindings test states them: _IO(';', 100 + n).</summary>
@@ -74,7 +74,7 @@ public class PinnedUapiValuesTests
         Assert.Equal(0, VfioIoctl.VFIO_API_VERSION);
     }
 
-    /// <summary>Bitmap sizes of uapi.md g.3 (4 KiB pages): bytes = ceil(pages / 64) * 8.</summary>
+    /// <summary>Bitmap sizes of kernel-interface.md g.3 (4 KiB pages): bytes = ceil(pages / 64) * 8.</summary>
     [Theory]
     [InlineData(512UL, 64UL)] // 2 MiB
     [InlineData(160UL, 24UL)] // 640 KiB (0xa0000)
@@ -88,6 +88,6 @@ public class PinnedUapiValuesTests
 
     [Fact]
     public void TheType1BitmapLimitIsTheBitmapOfTheMaximumPageCount() =>
-        // DIRTY_BITMAP_SIZE_MAX is defined as DIRTY_BITMAP_BYTES(DIRTY_BITMAP_PAGES_MAX) (uapi.md c.1).
+        // DIRTY_BITMAP_SIZE_MAX is defined as DIRTY_BITMAP_BYTES(DIRTY_BITMAP_PAGES_MAX) (kernel-interface.md c.1).
         Assert.Equal(VfioConstants.DIRTY_BITMAP_SIZE_MAX, VfioConstants.DIRTY_BITMAP_BYTES(VfioConstants.DIRTY_BITMAP_PAGES_MAX));
 }

@@ -5,7 +5,7 @@ using Xunit;
 namespace VfioMigration.Core.Tests.NativeLayer;
 
 /// <summary>
-/// The v1 migration region's device_state rules (uapi.md a.4): RESUMING may not be combined with
+/// The v1 migration region's device_state rules (kernel-interface.md a.4): RESUMING may not be combined with
 /// another bit, and SAVING|RESUMING is the error state left only through VFIO_DEVICE_RESET.
 /// </summary>
 [Collection(HeaderCollection.Name)]
@@ -15,7 +15,7 @@ public class V1DeviceStateTests
 
     public V1DeviceStateTests(HeaderFactsFixture fixture) => _fixture = fixture;
 
-    /// <summary>The kernel's truth table, as uapi.md a.4 gives it (bits R S U = resuming saving running).</summary>
+    /// <summary>The kernel's truth table, as kernel-interface.md a.4 gives it (bits R S U = resuming saving running).</summary>
     [Theory]
     [InlineData(0u, true, false)] // 000 _STOP
     [InlineData(1u, true, false)] // 001 _RUNNING

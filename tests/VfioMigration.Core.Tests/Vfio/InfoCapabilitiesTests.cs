@@ -10,7 +10,7 @@ namespace VfioMigration.Core.Tests.Kernel;
 
 /// <summary>
 /// Capability chains and the argsz negotiation of info ioctls, on byte-for-byte copies of what Linux
-/// answered in the lab (lab.md 7.1, 7.3, 7.5, 9) and on chains a broken kernel could answer.
+/// answered in the lab (kernel-interface.md lab 7.1, 7.3, 7.5, 9) and on chains a broken kernel could answer.
 /// </summary>
 public class InfoCapabilitiesTests
 {
@@ -309,7 +309,7 @@ public class InfoCapabilitiesTests
 
     // ---- region and device info -----------------------------------------------------------
 
-    /// <summary>A v1 migration region (type 3 / subtype 1, uapi.md a.4) at index 9 with a sparse-mmap data section.</summary>
+    /// <summary>A v1 migration region (type 3 / subtype 1, kernel-interface.md a.4) at index 9 with a sparse-mmap data section.</summary>
     private static byte[] MigrationRegionAnswer()
     {
         var b = new byte[96];
@@ -371,7 +371,7 @@ public class InfoCapabilitiesTests
     [Fact]
     public void DeviceInfoWithoutCapabilitiesTakesOneCall()
     {
-        // lab.md 7.1: edu answers flags=0x2 (PCI) num_regions=9 num_irqs=5.
+        // kernel-interface.md lab 7.1: edu answers flags=0x2 (PCI) num_regions=9 num_irqs=5.
         var b = StructBytes.Buffer(new vfio_device_info { argsz = 20, flags = VfioConstants.VFIO_DEVICE_FLAGS_PCI, num_regions = 9, num_irqs = 5 });
         var kernel = AnsweringKernel.Device(b);
         var (host, device) = Open(kernel);
@@ -473,7 +473,7 @@ public class InfoCapabilitiesTests
             });
 
         public HostKind Kind => HostKind.Simulated;
-        public string Description => "info answers from lab.md";
+        public string Description => "info answers from kernel-interface.md (lab)";
         public IHostFiles Files => throw new NotSupportedException();
 
         public IHostClock Clock => MonotonicClock.Instance;

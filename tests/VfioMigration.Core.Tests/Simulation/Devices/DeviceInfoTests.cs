@@ -16,9 +16,9 @@ public class DeviceInfoTests
     private static readonly uint Reset = VfioIoctl.VFIO_DEVICE_RESET.Number;
 
     [Theory]
-    [InlineData("0000:00:02.0", 0x2u)] // edu: no reset (lab.md 7.1)
-    [InlineData("0000:00:03.0", 0x3u)] // e1000e: RESET|PCI (lab.md 7.2)
-    [InlineData(SimTopologies.LabMttyUuid, 0x2u)] // mtty (lab.md 7.3)
+    [InlineData("0000:00:02.0", 0x2u)] // edu: no reset (kernel-interface.md lab 7.1)
+    [InlineData("0000:00:03.0", 0x3u)] // e1000e: RESET|PCI (kernel-interface.md lab 7.2)
+    [InlineData(SimTopologies.LabMttyUuid, 0x2u)] // mtty (kernel-interface.md lab 7.3)
     public void GetInfoReportsTheLabsFlagsNineRegionsAndFiveIrqs(string device, uint flags)
     {
         using var h = DeviceHarness.Open(SimTopologies.Lab(), device);

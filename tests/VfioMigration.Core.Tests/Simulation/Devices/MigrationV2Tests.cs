@@ -34,7 +34,7 @@ public class MigrationV2Tests
     [Fact]
     public void CombinationTransitionsFollowTheCoresTable()
     {
-        // uapi.md b.2's examples, full support.
+        // kernel-interface.md b.2's examples, full support.
         Assert.Equal(new[] { RUNNING_P2P, STOP, STOP_COPY }, Path(All, RUNNING, STOP_COPY));
         Assert.Equal(new[] { STOP, RUNNING_P2P, RUNNING }, Path(All, RESUMING, RUNNING));
         Assert.Equal(new[] { RUNNING_P2P, RUNNING, PRE_COPY }, Path(All, STOP, PRE_COPY));
@@ -90,7 +90,7 @@ public class MigrationV2Tests
         Assert.Equal(-1, h.MoveTo(RUNNING)); // already there
         Assert.True(h.MoveTo(PRE_COPY) >= 0);
         Assert.Equal(-1, h.MoveTo(PRE_COPY_P2P));
-        Assert.Equal(-1, h.MoveTo(STOP_COPY)); // lab.md 9: the pre-copy fd goes on
+        Assert.Equal(-1, h.MoveTo(STOP_COPY)); // kernel-interface.md lab 9: the pre-copy fd goes on
         Assert.Equal(-1, h.MoveTo(STOP));
         Assert.True(h.MoveTo(RESUMING) >= 0);
         Assert.Equal(-Errno.EINVAL, h.SetState(STOP).Rc); // nothing written: the load fails

@@ -5,7 +5,7 @@ using static VfioMigration.Core.Tests.Simulation.Type1.Type1Harness;
 
 namespace VfioMigration.Core.Tests.Simulation.Type1;
 
-/// <summary>The container's own rules (drivers/vfio/container.c), lab.md section 9.</summary>
+/// <summary>The container's own rules (drivers/vfio/container.c), kernel-interface.md lab 9.</summary>
 public class ContainerRulesTests
 {
     [Fact]
@@ -19,7 +19,7 @@ public class ContainerRulesTests
     public void CheckExtensionBeforeSetIommuPollsType1WithoutState()
     {
         using var h = new Type1Harness();
-        // lab.md 9: TYPE1=1, TYPE1v2=1, NESTING=1, UNMAP_ALL=1, everything else 0 (UPDATE_VADDR needs a driver instance).
+        // kernel-interface.md lab 9: TYPE1=1, TYPE1v2=1, NESTING=1, UNMAP_ALL=1, everything else 0 (UPDATE_VADDR needs a driver instance).
         var answers = new int[11];
         for (uint ext = 1; ext <= 10; ext++) answers[ext] = h.CheckExtension(ext);
         Assert.Equal(new[] { 0, 1, 0, 1, 0, 0, 1, 0, 0, 1, 0 }, answers);

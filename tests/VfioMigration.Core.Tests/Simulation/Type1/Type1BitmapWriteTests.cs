@@ -5,7 +5,7 @@ using static VfioMigration.Core.Tests.Simulation.Type1.Type1Harness;
 
 namespace VfioMigration.Core.Tests.Simulation.Type1;
 
-/// <summary>How the kernel writes the user's bitmap (update_user_bitmap; uapi.md c.4).</summary>
+/// <summary>How the kernel writes the user's bitmap (update_user_bitmap; kernel-interface.md c.4).</summary>
 public class Type1BitmapWriteTests
 {
     private static ulong Word(VfioMigration.Core.Native.NativeBuffer b, int index) => BitConverter.ToUInt64(b.Span.Slice(index * 8, 8));

@@ -6,7 +6,7 @@ using static VfioMigration.Core.Tests.Simulation.Type1.Type1Harness;
 
 namespace VfioMigration.Core.Tests.Simulation.Type1;
 
-/// <summary>VFIO_IOMMU_DIRTY_PAGES, check by check in the order of uapi.md c.2 (vfio_iommu_type1_dirty_pages).</summary>
+/// <summary>VFIO_IOMMU_DIRTY_PAGES, check by check in the order of kernel-interface.md c.2 (vfio_iommu_type1_dirty_pages).</summary>
 public class Type1DirtyPagesTests
 {
     private const uint Start = VfioConstants.VFIO_IOMMU_DIRTY_PAGES_FLAG_START;

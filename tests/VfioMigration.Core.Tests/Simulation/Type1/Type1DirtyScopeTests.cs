@@ -6,7 +6,7 @@ using static VfioMigration.Core.Tests.Simulation.Type1.Type1Harness;
 
 namespace VfioMigration.Core.Tests.Simulation.Type1;
 
-/// <summary>What reads dirty (uapi.md c.3): the IOMMU-backed rule, pinned-page scope, promotion and demotion.</summary>
+/// <summary>What reads dirty (kernel-interface.md c.3): the IOMMU-backed rule, pinned-page scope, promotion and demotion.</summary>
 public class Type1DirtyScopeTests
 {
     private static List<long> Range(long from, long count) => Enumerable.Range((int)from, (int)count).Select(i => (long)i).ToList();
@@ -26,7 +26,7 @@ public class Type1DirtyScopeTests
         using var h = Type1Harness.With(MdevGroup);
         Assert.Equal(0, h.Map(0x100000, 0x10000));
         Assert.Equal(0, h.Start());
-        Assert.Empty(h.Dirty(0x100000, 0x10000));                       // mtty pins nothing: all zero (lab.md 7.3)
+        Assert.Empty(h.Dirty(0x100000, 0x10000));                       // mtty pins nothing: all zero (kernel-interface.md lab 7.3)
         Assert.Equal(0, h.Sim.PinPages(0x102000, 2));
         Assert.Equal(0, h.Sim.DmaWrite(0x10a800, 0x1000));               // straddles pages 10 and 11
         Assert.Equal(new List<long> { 2, 3, 10, 11 }, h.Dirty(0x100000, 0x10000));

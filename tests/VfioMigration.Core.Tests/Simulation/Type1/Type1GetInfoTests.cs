@@ -7,7 +7,7 @@ using static VfioMigration.Core.Tests.Simulation.Type1.Type1Harness;
 
 namespace VfioMigration.Core.Tests.Simulation.Type1;
 
-/// <summary>VFIO_IOMMU_GET_INFO (vfio_iommu_type1_get_info, Linux 6.12; lab.md 7.1, 7.3, 9).</summary>
+/// <summary>VFIO_IOMMU_GET_INFO (vfio_iommu_type1_get_info, Linux 6.12; kernel-interface.md lab 7.1, 7.3, 9).</summary>
 public class Type1GetInfoTests
 {
     private static List<(int At, ushort Id, ushort Version, uint Next)> Chain(byte[] info)

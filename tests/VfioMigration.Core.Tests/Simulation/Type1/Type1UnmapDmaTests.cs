@@ -6,7 +6,7 @@ using static VfioMigration.Core.Tests.Simulation.Type1.Type1Harness;
 
 namespace VfioMigration.Core.Tests.Simulation.Type1;
 
-/// <summary>VFIO_IOMMU_UNMAP_DMA (vfio_iommu_type1_unmap_dma, vfio_dma_do_unmap; uapi.md b.5, c.5).</summary>
+/// <summary>VFIO_IOMMU_UNMAP_DMA (vfio_iommu_type1_unmap_dma, vfio_dma_do_unmap; kernel-interface.md b.5, c.5).</summary>
 public class Type1UnmapDmaTests
 {
     private const uint GetDirty = VfioConstants.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP;
