@@ -102,27 +102,40 @@ internal static unsafe partial class Libc
     internal static partial nint pread(int fd, void* buf, nuint count, long offset);
 
     [LibraryImport(LibraryName, SetLastError = true)]
-    internal static partial nint pwrite(int fd, void* buf, nuint count, long offset);
+    internal static partial nint pwrite(int fd, [CType("const void *")] void* buf, nuint count, long offset);
 
     [LibraryImport(LibraryName, SetLastError = true)]
     internal static partial nint read(int fd, void* buf, nuint count);
 
     [LibraryImport(LibraryName, SetLastError = true)]
-    internal static partial nint write(int fd, void* buf, nuint count);
+    internal static partial nint write(int fd, [CType("const void *")] void* buf, nuint count);
 
     [LibraryImport(LibraryName, SetLastError = true)]
-    internal static partial nint mmap(nint addr, nuint length, int prot, int flags, int fd, long offset);
+    [return: CType("void *")]
+    internal static partial nint mmap([CType("void *")] nint addr, nuint length, int prot, int flags, int fd, long offset);
 
     [LibraryImport(LibraryName, SetLastError = true)]
-    internal static partial int munmap(nint addr, nuint length);
+    internal static partial int munmap([CType("void *")] nint addr, nuint length);
 
     /// <summary>msync with MS_ASYNC only checks: ENOMEM if part of the range is not mapped (the simulator's pin check).</summary>
     [LibraryImport(LibraryName, SetLastError = true)]
-    internal static partial int msync(nint addr, nuint length, int flags);
+    internal static partial int msync([CType("void *")] nint addr, nuint length, int flags);
 
     [LibraryImport(LibraryName, SetLastError = true)]
     internal static partial int poll(pollfd* fds, nuint nfds, int timeout);
 
     /// <summary>errno of the last import above, read right after the call.</summary>
     internal static int errno => Marshal.GetLastPInvokeError();
+}
+
+/// <summary>
+/// The C type of an import's parameter or result where the C# declaration uses an integer of the same
+/// size for a C pointer (mmap's address): the signature test compiles the libc call against this type.
+/// </summary>
+[AttributeUsage(AttributeTargets.Parameter | AttributeTargets.ReturnValue)]
+internal sealed class CTypeAttribute : Attribute
+{
+    public CTypeAttribute(string type) => Type = type;
+
+    public string Type { get; }
 }
