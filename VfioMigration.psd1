@@ -4,6 +4,10 @@
     # 'build.ps1 -Task Package' copies that folder as the publishable module. In a checkout this manifest
     # loads the built one as its nested module, so PowerShell finds the cmdlets' help next to the dll.
     NestedModules        = @('module/VfioMigration.psd1')
+    # The layers (docs/architecture.md) load with the module, so their types ([VfioMigration.Core.Simulation.SimulatedKernel],
+    # [VfioMigration.Core.Migration.StateFile]) can be named in a script before any cmdlet has run.
+    RequiredAssemblies   = @('module/VfioMigration.Native.dll', 'module/VfioMigration.Kernel.dll', 'module/VfioMigration.Linux.dll',
+                             'module/VfioMigration.Simulation.dll', 'module/VfioMigration.Core.dll')
     ModuleVersion        = '0.1.0'
     GUID                 = '0d07a127-73b4-4986-9003-ba75917e2a5f'
     Author               = 'VfioMigration contributors'

@@ -1,3 +1,4 @@
+using System;
 using System.Management.Automation;
 using VfioMigration.Core.Migration;
 using VfioMigration.Infrastructure;
@@ -9,5 +10,16 @@ namespace VfioMigration.Commands;
 [OutputType(typeof(VfioMigrationInfo))]
 public sealed class GetVfioMigrationInfoCommand : DeviceCmdlet
 {
-    protected override void ProcessRecord() => ForEachDevice(device => WriteObject(VfioMigrationInfo.Read(device)));
+    #region Parameters
+
+    /// <summary>PCI addresses or mdev UUIDs (Get-VfioDevice's Name binds by property).</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Name", "Address")]
+    [ArgumentCompleter(typeof(DeviceCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[] Device { get; set; } = Array.Empty<string>();
+
+    #endregion
+
+    protected override void ProcessRecord() => ForEachDevice(Device, device => WriteObject(VfioMigrationInfo.Read(device)));
 }

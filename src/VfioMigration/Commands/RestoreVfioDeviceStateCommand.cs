@@ -18,6 +18,13 @@ public sealed class RestoreVfioDeviceStateCommand : DeviceCmdlet
 {
     #region Parameters
 
+    /// <summary>PCI addresses or mdev UUIDs (Get-VfioDevice's Name binds by property).</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Name", "Address")]
+    [ArgumentCompleter(typeof(DeviceCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[] Device { get; set; } = Array.Empty<string>();
+
     /// <summary>The state file to load.</summary>
     [Parameter(Mandatory = true, Position = 1)]
     [ValidateNotNullOrEmpty]
@@ -33,7 +40,7 @@ public sealed class RestoreVfioDeviceStateCommand : DeviceCmdlet
     protected override void ProcessRecord()
     {
         string path = GetUnresolvedProviderPathFromPSPath(Path);
-        ForEachDevice(device =>
+        ForEachDevice(Device, device =>
         {
             if (!ShouldProcess(device.Name, $"Load the device state from {path} (the device's current state is replaced)")) return;
             var progress = new ProgressRecord(4, $"Restore-VfioDeviceState {device.Name}", "verifying");

@@ -1,3 +1,4 @@
+using System;
 using System.Linq;
 using System.Management.Automation;
 using VfioMigration.Core;
@@ -17,6 +18,13 @@ public sealed class SetVfioMigrationStateCommand : DeviceCmdlet
 {
     #region Parameters
 
+    /// <summary>PCI addresses or mdev UUIDs (Get-VfioDevice's Name binds by property).</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("Name", "Address")]
+    [ArgumentCompleter(typeof(DeviceCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[] Device { get; set; } = Array.Empty<string>();
+
     /// <summary>The state to reach.</summary>
     [Parameter(Mandatory = true, Position = 1)]
     public VfioMigrationState State { get; set; }
@@ -27,7 +35,7 @@ public sealed class SetVfioMigrationStateCommand : DeviceCmdlet
 
     #endregion
 
-    protected override void ProcessRecord() => ForEachDevice(device =>
+    protected override void ProcessRecord() => ForEachDevice(Device, device =>
     {
         var path = DeviceMigration.Plan(device, State, out var current);
         if (path.Count == 0)
