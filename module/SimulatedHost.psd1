@@ -2,6 +2,8 @@
 # Every key is described in docs/simulated-host.md. Numbers may be written as 2MB, 0x1000 or 4096.
 @{
     Name   = 'default lab'
+    # The kernel reports device DMA logs (CONFIG_IOMMUFD_DRIVER): $false answers as Debian's 6.12 does.
+    IommufdDriver = $true
     Groups = @(
         # A PCI function behind the IOMMU on vfio-pci, without a migration driver (like QEMU's edu device).
         # While dirty tracking runs, every mapped page reads dirty: the kernel cannot see its DMA.

@@ -128,6 +128,13 @@ public sealed class SimHostConfiguration
     /// <summary>The type1 module's dma_entry_limit.</summary>
     public uint DmaEntryLimit { get; set; } = VfioConstants.DMA_ENTRY_LIMIT;
 
+    /// <summary>
+    /// The host kernel is built with CONFIG_IOMMUFD_DRIVER, which holds the iova_bitmap code a device DMA log
+    /// report needs. Without it (Debian's 6.12 kernels), VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT answers
+    /// EOPNOTSUPP once its arguments are checked, while START and STOP work (kernel-interface.md b.4).
+    /// </summary>
+    public bool IommufdDriver { get; set; } = true;
+
     /// <summary>Every device of every group.</summary>
     public IEnumerable<SimDeviceConfig> AllDevices => Groups.SelectMany(g => g.Devices);
 
@@ -172,6 +179,7 @@ public sealed class SimHostConfiguration
                 case "name": c.Name = Str(e.Value, key); break;
                 case "iommupagesizes": c.IommuPageSizes = U64(e.Value, key); break;
                 case "dmaentrylimit": c.DmaEntryLimit = checked((uint)U64(e.Value, key)); break;
+                case "iommufddriver": c.IommufdDriver = Bool(e.Value, key); break;
                 case "iovaranges":
                     c.IovaRanges = List(e.Value, key).Select(r =>
                     {
@@ -180,7 +188,7 @@ public sealed class SimHostConfiguration
                     }).ToList();
                     break;
                 case "groups": c.Groups = List(e.Value, key).Select(g => Group(Dict(g, key))).ToList(); break;
-                default: throw new FormatException($"Unknown key '{key}' in the simulated host configuration (known: Name, Groups, IommuPageSizes, IovaRanges, DmaEntryLimit).");
+                default: throw new FormatException($"Unknown key '{key}' in the simulated host configuration (known: Name, Groups, IommuPageSizes, IovaRanges, DmaEntryLimit, IommufdDriver).");
             }
         }
         c.Validate();

@@ -18,6 +18,8 @@ public static class SimTopologies
     public static SimHostConfiguration Lab() => new()
     {
         Name = "QEMU lab",
+        // Debian's 6.12 kernel has no CONFIG_IOMMUFD_DRIVER: device DMA log reports answer EOPNOTSUPP.
+        IommufdDriver = false,
         Groups = new List<SimGroupConfig>
         {
             new()

@@ -38,6 +38,31 @@ public sealed class MigrationV2Scenario : ConformanceScenario
         }
     }
 
+    /// <summary>
+    /// Device DMA logging with a real range (kernel-interface.md b.4): START over 2 MiB at 4 KiB, REPORT with
+    /// a page size the core refuses and with a good one (which a kernel without CONFIG_IOMMUFD_DRIVER, as
+    /// Debian's, answers EOPNOTSUPP), and STOP.
+    /// </summary>
+    private static void DmaLogging(VfioHost host, SafeFd device, ConformanceRecorder r)
+    {
+        using var ranges = new NativeBuffer(16);
+        StructBytes.Write(ranges.Span, new vfio_device_feature_dma_logging_range { iova = 0x100000, length = 0x200000 });
+        var start = Feature(VFIO_DEVICE_FEATURE_DMA_LOGGING_START, VFIO_DEVICE_FEATURE_SET, 24);
+        StructBytes.Write(start, new vfio_device_feature_dma_logging_control { page_size = 4096, num_ranges = 1, ranges = ranges.Address }, 8);
+        r.Result("DMA_LOGGING_START", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, start));
+        r.Record("DMA_LOGGING_START page_size", Hex(StructBytes.Read<vfio_device_feature_dma_logging_control>(start, 8).page_size));
+
+        using var bitmap = new NativeBuffer(64);
+        foreach (ulong pageSize in new ulong[] { 1000, 4096 })
+        {
+            var report = Feature(VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, VFIO_DEVICE_FEATURE_GET, 32);
+            StructBytes.Write(report, new vfio_device_feature_dma_logging_report { iova = 0x100000, length = 0x200000, page_size = pageSize, bitmap = bitmap.Address }, 8);
+            r.Result($"DMA_LOGGING_REPORT page_size {pageSize}", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, report));
+        }
+        var stop = Feature(VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, VFIO_DEVICE_FEATURE_SET, 0);
+        r.Result("DMA_LOGGING_STOP", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, stop));
+    }
+
     private static void Migrate(VfioHost host, SafeFd device, ConformanceRecorder r)
     {
         GetInfo(host, device, r);
@@ -50,6 +75,7 @@ public sealed class MigrationV2Scenario : ConformanceScenario
 
         var logging = Feature(VFIO_DEVICE_FEATURE_DMA_LOGGING_START, VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_SET, 24);
         r.Result("PROBE DMA_LOGGING_START", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, logging));
+        DmaLogging(host, device, r);
 
         var size = Feature(VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, VFIO_DEVICE_FEATURE_GET, 8);
         r.Result("GET MIG_DATA_SIZE", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, size));

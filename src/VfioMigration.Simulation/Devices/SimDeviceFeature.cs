@@ -153,6 +153,8 @@ internal static class SimDeviceFeature
         var report = StructBytes.Read<vfio_device_feature_dma_logging_report>(data);
         if (report.page_size < 4096 || (report.page_size & (report.page_size - 1)) != 0) return -Errno.EINVAL;
         if (report.iova + report.length < report.iova) return -Errno.EOVERFLOW;
+        // iova_bitmap_alloc: without CONFIG_IOMMUFD_DRIVER it is a stub that answers EOPNOTSUPP.
+        if (!device.Kernel.Configuration.IommufdDriver) return -Errno.EOPNOTSUPP;
         if (report.length > 0)
         {
             ulong bytes = ((report.length - 1) / report.page_size / 64 + 1) * 8;

@@ -155,6 +155,7 @@ public class DmaLoggingTests
     public void MttysNoOpLoggingAcceptsEverythingAndReportsNothing()
     {
         var config = SimTopologies.Lab();
+        config.IommufdDriver = true;   // a kernel with CONFIG_IOMMUFD_DRIVER, unlike the lab's
         config.Groups[2].Devices[0].Workload.GuestDirtyPagesPerSecond = 100;
         using var h = DeviceHarness.Mtty(config);
         h.Model.DmaLogIsNoOp = true;
@@ -165,6 +166,17 @@ public class DmaLoggingTests
         Assert.Equal(0, Report(h, Base, 0x200000, 4096, bitmap));
         Assert.Equal(0, Bits(bitmap));
         Assert.Equal(-Errno.EINVAL, Start(h, 8192).Rc); // the core's checks still apply
+    }
+
+    [Fact]
+    public void OnDebiansKernelAReportAnswersEopnotsuppAfterItsArgumentsAreCheckedWhileStartAndStopWork()
+    {
+        using var h = DeviceHarness.Mtty(SimTopologies.Lab());   // like Debian's 6.12: no CONFIG_IOMMUFD_DRIVER
+        h.Model.DmaLogIsNoOp = true;
+        Assert.Equal(0, Start(h, 4096, (Base, 0x200000)).Rc);
+        using var bitmap = new NativeBuffer(64);
+        Assert.Equal(-Errno.EINVAL, Report(h, Base, 0x200000, 1000, bitmap));        // the page size is checked first
+        Assert.Equal(-Errno.EOPNOTSUPP, Report(h, Base, 0x200000, 4096, bitmap));   // then iova_bitmap_alloc's stub
     }
 
     [Fact]
