@@ -68,6 +68,20 @@ Show-Step 'Dirty rate over one second (Measure-DirtyRate)'
 Show (Measure-DirtyRate -Duration 00:00:01 -Interval 00:00:00.5 -WarningAction SilentlyContinue)
 Get-VfioContainer | Remove-VfioContainer
 
+Show-Step 'A device that logs its own DMA (Start-DirtyTracking -Device, Get-DirtyBitmap -Device)'
+$nic = '0000:3b:00.1'
+$guest = New-VfioContainer -Device $nic
+$null = New-VfioDmaMapping -Iova 0x10000000 -Size 64MB
+$guest | Start-DirtyTracking
+Show (Start-DirtyTracking -Device $nic -PassThru)
+Start-Sleep -Milliseconds 500
+$byDevice = Get-DirtyBitmap -Device $nic
+$byContainer = Get-DirtyBitmap
+Show @($byDevice, $byContainer)
+Write-Host ("The NIC's own log holds the {0} pages it wrote; behind the IOMMU, the container's tracking can only report all {1} mapped pages." -f $byDevice.DirtyPages, $byContainer.DirtyPages)
+Stop-DirtyTracking -Device $nic
+Get-VfioContainer | Remove-VfioContainer
+
 Show-Step 'Migration states of the mtty sample, one arc per step (Set-VfioMigrationState)'
 $mtty = '36e5c7cc-4871-4d03-91da-44479a60a911'
 $null = New-VfioContainer -Device $mtty

@@ -166,6 +166,10 @@ public static class ErrorIds
         new("RangeCutsMapping", ErrorKind.InvalidArgument, "the range cuts a mapping (the kernel reads whole mappings only)", "widen the range to whole mappings"),
         new("BadPageSize", ErrorKind.InvalidArgument, "the page size is not a power of two", "Get-VfioIommuInfo shows the page sizes"),
         new("BadInterval", ErrorKind.InvalidArgument, "-Interval not positive, or longer than -Duration", "a shorter -Interval"),
+        new("NoDeviceDmaLogging", ErrorKind.NotImplemented, "the device does not log its own DMA (VFIO_DEVICE_FEATURE_DMA_LOGGING_START answers ENOTTY)", "track the container instead: Start-DirtyTracking without -Device"),
+        new("DeviceLogNotStarted", ErrorKind.InvalidOperation, "the device's DMA log is not running", "Start-DirtyTracking -Device <name>"),
+        new("DeviceLogAlreadyStarted", ErrorKind.InvalidOperation, "the device's DMA log runs already (one START at a time)", "Stop-DirtyTracking -Device <name> first"),
+        new("DeviceLogReportUnsupported", ErrorKind.NotImplemented, "the kernel cannot report device DMA logs: it is built without CONFIG_IOMMUFD_DRIVER (Debian's 6.12 kernels)", "use the container's dirty tracking (Start-DirtyTracking, Get-DirtyBitmap without -Device), or a kernel with IOMMUFD"),
         new("BitmapsIncompatible", ErrorKind.InvalidArgument, "the bitmaps cover different ranges or page sizes", "compare bitmaps of the same range and page size"),
     };
 

@@ -285,3 +285,50 @@ Describe 'Edges a user hits' {
         $f.Length | Should -BeGreaterThan 0
     }
 }
+
+Describe 'A device''s own DMA log (Start-DirtyTracking -Device, Get-DirtyBitmap -Device, Stop-DirtyTracking -Device)' {
+    BeforeEach { Connect-VfioHost -Simulated | Out-Null }
+    AfterEach { Disconnect-VfioHost }
+
+    It 'reads only the pages the device wrote, as DeviceLog bitmaps that compose with Compare-DirtyBitmap' {
+        $nic = '0000:3b:00.1'
+        $c = New-VfioContainer -Device $nic
+        $null = New-VfioDmaMapping -Iova 0x10000000 -Size 16MB
+        $c | Start-DirtyTracking
+        $log = Start-DirtyTracking -Device $nic -PassThru
+        $log.PageSize | Should -Be 4096
+        $log.Ranges.Count | Should -Be 1
+        Start-Sleep -Milliseconds 200
+        $device = Get-DirtyBitmap -Device $nic
+        $container = Get-DirtyBitmap
+        $device.Scope | Should -Be 'DeviceLog'
+        $device.DirtyPages | Should -BeGreaterThan 0
+        $device.DirtyPages | Should -BeLessThan $container.DirtyPages
+        $container.Scope | Should -Be 'AllMappedPages'
+        (Compare-DirtyBitmap $container $device -Operation Difference).Result.DirtyPages | Should -Be ($container.DirtyPages - $device.DirtyPages)
+        Stop-DirtyTracking -Device $nic
+        Get-DirtyBitmap -Device $nic -ErrorVariable e -ErrorAction SilentlyContinue
+        $e[0].FullyQualifiedErrorId | Should -Be 'DeviceLogNotStarted,VfioMigration.Commands.GetDirtyBitmapCommand'
+    }
+
+    It 'says why a kernel without CONFIG_IOMMUFD_DRIVER cannot report a device log' {
+        $cfg = Join-Path $TestDrive 'debian.psd1'
+        (Get-Content "$PSScriptRoot/../../module/SimulatedHost.psd1" -Raw) -replace 'IommufdDriver = \$true', 'IommufdDriver = $false' | Set-Content $cfg
+        Connect-VfioHost -Simulated -Configuration $cfg | Out-Null
+        $nic = '0000:3b:00.1'
+        $null = New-VfioContainer -Device $nic
+        $null = New-VfioDmaMapping -Iova 0x10000000 -Size 2MB
+        Start-DirtyTracking -Device $nic
+        Get-DirtyBitmap -Device $nic -ErrorVariable e -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $e[0].FullyQualifiedErrorId | Should -Be 'DeviceLogReportUnsupported,VfioMigration.Commands.GetDirtyBitmapCommand'
+        "$($e[0])" | Should -Match 'CONFIG_IOMMUFD_DRIVER'
+        Stop-DirtyTracking -Device $nic
+    }
+
+    It 'refuses a device that keeps no log of its own' {
+        $null = New-VfioContainer -Group 2
+        $null = New-VfioDmaMapping -Iova 0x10000000 -Size 2MB
+        Start-DirtyTracking -Device 0000:00:02.0 -ErrorVariable e -ErrorAction SilentlyContinue
+        $e[0].FullyQualifiedErrorId | Should -Be 'NoDeviceDmaLogging,VfioMigration.Commands.StartDirtyTrackingCommand'
+    }
+}

@@ -221,6 +221,9 @@ public sealed class VfioDevice : IDisposable
     /// <summary>The open migration data session (v2 data fd), if an arc opened one and no arc has ended it.</summary>
     public SafeFd? DataFd { get; internal set; }
 
+    /// <summary>The device's own DMA log while it runs (Start-DirtyTracking -Device), else null.</summary>
+    public Dirty.DeviceDirtyLogInfo? DmaLog { get; internal set; }
+
     public void Dispose()
     {
         DataFd?.Dispose();

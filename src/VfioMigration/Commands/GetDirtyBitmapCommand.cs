@@ -15,7 +15,15 @@ namespace VfioMigration.Commands;
 [OutputType(typeof(DirtyBitmap), typeof(DirtyRange))]
 public sealed class GetDirtyBitmapCommand : ContainerCmdlet
 {
+    private const string DeviceParameterSet = "Device";
+
     #region Parameters
+
+    /// <summary>Read a device's own DMA log (VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT) instead of a container's tracking.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = DeviceParameterSet)]
+    [ArgumentCompleter(typeof(DeviceCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string Device { get; set; } = "";
 
     /// <summary>First IOVA of the range; the lowest mapping by default.</summary>
     [Parameter]
@@ -37,6 +45,22 @@ public sealed class GetDirtyBitmapCommand : ContainerCmdlet
     protected override void ProcessRecord()
     {
         using var trace = TraceCalls();
+        if (ParameterSetName == DeviceParameterSet)
+        {
+            var device = OpenSessionDevice(Device);
+            if (device is null) return;
+            try
+            {
+                var bitmap = DeviceDirtyLog.Read(device, Iova, Size);
+                if (AsRange) WriteObject(bitmap.GetDirtyRanges(), enumerateCollection: true);
+                else WriteObject(bitmap);
+            }
+            catch (Exception e) when (IsVfioError(e))
+            {
+                WriteError(ErrorFor(e, Device));
+            }
+            return;
+        }
         foreach (var c in SelectedContainers())
         {
             ulong iova, size;

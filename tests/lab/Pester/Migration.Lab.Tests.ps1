@@ -59,6 +59,18 @@ Describe 'Migration cmdlets on a real kernel (QEMU lab, mtty)' {
         Set-VfioMigrationState $Mtty -State Running -Confirm:$false -ErrorAction Stop | Out-Null
     }
 
+    It 'starts and stops the mtty''s own DMA log, and says why this kernel cannot report it' {
+        $mapping = New-VfioDmaMapping -Container $Container -Iova 0x100000 -Size 2MB -ErrorAction Stop
+        try {
+            (Start-DirtyTracking -Device $Mtty -PassThru -Confirm:$false -ErrorAction Stop).PageSize | Should -Be 4096
+            Get-DirtyBitmap -Device $Mtty -ErrorVariable e -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $e[0].FullyQualifiedErrorId | Should -Be 'DeviceLogReportUnsupported,VfioMigration.Commands.GetDirtyBitmapCommand'
+            "$($e[0])" | Should -Match 'CONFIG_IOMMUFD_DRIVER'
+            Stop-DirtyTracking -Device $Mtty -Confirm:$false -ErrorAction Stop
+        }
+        finally { $mapping | Remove-VfioDmaMapping -Confirm:$false }
+    }
+
     It 'passes the lab checks that ship with the module' {
         $r = Test-VfioDevice $Mtty -Output Detailed -Confirm:$false
         $why = @($r.Failed | ForEach-Object { "$($_.Name): $($_.ErrorRecord)" }) + @($r.FailedBlocks | ForEach-Object { "block $($_.Name): $($_.ErrorRecord)" }) +
