@@ -23,6 +23,8 @@
                 difference and when the lab cannot be built or booted. Needs Debian 12, root, QEMU (apt
                 installs it) and 2-3 minutes; the result is TestResults/lab.summary.json. Not part of Test.
                 VFIOLAB_CACHE moves the lab's cache; VFIOLAB_INJECT_DIFFERENCE=1 must make it fail.
+      LabExpected the lab, then writes the conformance suite's expected answers (tests/VfioMigration.Core.Tests/
+                Conformance/Expected/*.txt) from the real kernel's, each file naming the kernel release
       Clean     removes build output
 
 .EXAMPLE
@@ -30,7 +32,7 @@
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Restore', 'Build', 'Docs', 'Test', 'Package', 'Demo', 'Bench', 'LabTest', 'Clean')]
+    [ValidateSet('Restore', 'Build', 'Docs', 'Test', 'Package', 'Demo', 'Bench', 'LabTest', 'LabExpected', 'Clean')]
     [string[]] $Task = @('Build'),
 
     [ValidateSet('Debug', 'Release')]
@@ -260,6 +262,13 @@ function Task-LabTest {
     # A child pwsh: the lab imports the module this build has just written. The module is built already.
     $rc = Invoke-ChildPwsh (Join-Path $Root 'tests/lab/Invoke-Lab.ps1') @('-RepoRoot', $Root, '-SkipModuleBuild')
     if ($rc -ne 0) { throw "the lab failed (exit $rc): see the DIFF lines and 'lab failures' above, and TestResults/lab.summary.json" }
+}
+
+function Task-LabExpected {
+    Invoke-Task Build
+    Write-Step 'LabExpected: the real kernel''s answers become the conformance suite''s expected answers'
+    $rc = Invoke-ChildPwsh (Join-Path $Root 'tests/lab/Invoke-Lab.ps1') @('-RepoRoot', $Root, '-SkipModuleBuild', '-WriteExpected')
+    if ($rc -ne 0) { throw "the lab failed (exit $rc): no expected file is trustworthy from this run" }
 }
 
 function Task-Clean {

@@ -19,6 +19,9 @@
 .EXAMPLE
     dotnet tool restore; dotnet pwsh tests/lab/Invoke-Lab.ps1 -RepoRoot .
 .EXAMPLE
+    dotnet pwsh ./build.ps1 -Task LabExpected
+    Runs the lab and writes the conformance suite's expected answers from the real kernel's (-WriteExpected).
+.EXAMPLE
     VFIOLAB_INJECT_DIFFERENCE=1 dotnet pwsh tests/lab/Invoke-Lab.ps1 -RepoRoot .
     The differential's own test: the simulated twin is made to answer one step differently (through
     SimFaults), so the run must fail and print both answers.
@@ -37,7 +40,11 @@ param(
 
     # The differential's self-test: the simulated twin answers EIO to its first VFIO_GET_API_VERSION
     # (SimFaults), where both kernels answer 0, so the run must report exactly that difference and fail.
-    [switch] $InjectDifference = ($env:VFIOLAB_INJECT_DIFFERENCE -eq '1')
+    [switch] $InjectDifference = ($env:VFIOLAB_INJECT_DIFFERENCE -eq '1'),
+
+    # Writes the real kernel's answers as tests/VfioMigration.Core.Tests/Conformance/Expected/<scenario>.txt,
+    # each with the kernel release it came from (build.ps1 -Task LabExpected). Review the diff, then commit.
+    [switch] $WriteExpected
 )
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 3.0
@@ -247,6 +254,20 @@ function Compare-LabRuns($real, $sim) {
     Write-Host ("compared {0} steps: {1} agree, {2} differ" -f $compared, ($compared - $diff.Count), $diff.Count)
 }
 
+function Write-ExpectedFiles($real) {
+    # One file per scenario, the real kernel's answers in the order they were observed, with provenance.
+    $folder = Join-Path $RepoRoot 'tests/VfioMigration.Core.Tests/Conformance/Expected'
+    foreach ($group in @($real.observations) | Group-Object scenario) {
+        $lines = @(
+            "# The '$($group.Name)' scenario as a real kernel answered it: Linux $($real.kernel) in the QEMU lab (docs/lab.md)."
+            '# Written by: dotnet pwsh ./build.ps1 -Task LabExpected (tests/lab/Invoke-Lab.ps1 -WriteExpected); do not edit by hand.'
+        ) + @($group.Group | ForEach-Object { "$($_.step) | $($_.answer)" })
+        $file = Join-Path $folder "$($group.Name).txt"
+        [System.IO.File]::WriteAllText($file, ($lines -join "`n") + "`n")
+        Write-Host "wrote $file ($($group.Count) steps)"
+    }
+}
+
 function Write-NotCompared($simTarget) {
     $items = @($NotCompared)
     if ($simTarget) {
@@ -284,7 +305,10 @@ try {
     try {
         if (Get-Command New-LabTarget -ErrorAction Ignore) {
             $sim = Invoke-SimulatedTwin
-            if ($real -and @($real.observations).Count) { Compare-LabRuns $real $sim }
+            if ($real -and @($real.observations).Count) {
+                Compare-LabRuns $real $sim
+                if ($WriteExpected) { Write-ExpectedFiles ([pscustomobject]@{ kernel = $summary.kernel; observations = $real.observations }) }
+            }
             elseif ($real) { Add-Failure 'the guest recorded no observations' }
         }
     }

@@ -55,14 +55,7 @@ public class DeviceConformanceTests
         MdevDevice = SimTopologies.LabMttyUuid,
     };
 
-    private static Observation[] ReadExpected(string scenario) => File.ReadAllLines(ExpectedPath(scenario))
-        .Where(line => line.Trim().Length > 0)
-        .Select(line =>
-        {
-            int bar = line.LastIndexOf(" | ", StringComparison.Ordinal);
-            return new Observation(scenario, line.Substring(0, bar), line.Substring(bar + 3));
-        })
-        .ToArray();
+    private static Observation[] ReadExpected(string scenario) => ExpectedAnswers.Load(scenario).ToArray();
 
     private static string ExpectedPath(string scenario, [CallerFilePath] string source = "") =>
         Path.Combine(Path.GetDirectoryName(source)!, "Expected", scenario + ".txt");
