@@ -506,7 +506,7 @@ internal sealed class MigrationEngine
     {
         var device = Destination!;
         var now = SafeState(device);
-        if (!HasPartialStream(device))
+        if (!HasPartialStream)
         {
             // Nothing of the stream reached it: no reset is needed to forget it.
             if (now == _destinationStart) return Outcome(device, "destination", now, $"still in {MigrationFsm.Name(now)}: it took no state");
@@ -543,7 +543,8 @@ internal sealed class MigrationEngine
         }
     }
 
-    private bool HasPartialStream(VfioDevice device) => _destinationMoved && (PreCopyBytes + StopCopyBytes) > 0;
+    /// <summary>Some of the stream reached the destination: only a reset takes it back.</summary>
+    private bool HasPartialStream => _destinationMoved && (PreCopyBytes + StopCopyBytes) > 0;
 
     private static bool SupportsReset(VfioDevice device)
     {

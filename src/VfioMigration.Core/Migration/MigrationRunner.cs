@@ -1,11 +1,7 @@
 using System;
-using System.Buffers;
 using System.Collections.Generic;
-using System.Diagnostics;
-using System.IO;
 using System.Threading;
 using VfioMigration.Core.Kernel;
-using VfioMigration.Core.Native;
 using VfioMigration.Core.Vfio;
 
 namespace VfioMigration.Core.Migration;
