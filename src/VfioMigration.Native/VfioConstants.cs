@@ -65,6 +65,8 @@ public static class VfioConstants
 
     // PCI regions and IRQs
     public const uint VFIO_PCI_BAR0_REGION_INDEX = 0;
+    public const uint VFIO_PCI_BAR1_REGION_INDEX = 1;
+    public const uint VFIO_PCI_BAR5_REGION_INDEX = 5;
     public const uint VFIO_PCI_ROM_REGION_INDEX = 6;
     public const uint VFIO_PCI_CONFIG_REGION_INDEX = 7;
     public const uint VFIO_PCI_VGA_REGION_INDEX = 8;

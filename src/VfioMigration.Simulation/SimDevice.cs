@@ -37,8 +37,22 @@ public sealed class SimDevice
         Group = group;
         Config = config;
         IsPciExpress = config.Bus == SimBus.Pci && !ConventionalPci.Contains((config.VendorId, config.DeviceId));
-        StateImage = new SimStateImage(config.Workload.StateSize, config.Workload.Seed);
-        _workload = new SimWorkloadModel(config.Workload, kernel.Clock.Now);
+        Workload = config.Workload.Clone();
+        if (config.MttyPorts is int ports)
+        {
+            // The mtty sample: its state is its serial ports, 24 bytes of header in pre-copy and the ports at
+            // stop-copy (mtty_data_size); it changes only through its BARs.
+            MttyPorts = new SimMttyPorts(ports);
+            Workload.StateSize = MttyPorts.StateSize;
+            Workload.InitialBytes = SimMttyPorts.HeaderSize;
+            Workload.StateDirtyBytesPerSecond = 0;
+            StateImage = new SimStateImage((uint)ports, MttyPorts.Saved);
+        }
+        else
+        {
+            StateImage = new SimStateImage(Workload.StateSize, Workload.Seed);
+        }
+        _workload = new SimWorkloadModel(Workload, kernel.Clock.Now);
         if (config.Migration == SimMigrationProtocol.V2) MigrationV2 = new SimMigrationV2(this, config.MigrationFlags);
         if (config.Migration == SimMigrationProtocol.V1) MigrationV1 = new SimMigrationV1Region(this);
         if (config.DmaLogging) DmaLog = new SimDmaLog();
@@ -81,6 +95,12 @@ public sealed class SimDevice
     public IReadOnlyCollection<ulong> PinnedPages => _pinnedPages;
 
     internal SimStateImage StateImage { get; }
+
+    /// <summary>The workload the device runs: the configured one, with mtty's fixed state sizes for an mtty.</summary>
+    internal SimWorkload Workload { get; }
+
+    /// <summary>For an mtty mdev, its serial ports (the registers its BARs reach and its stream carries).</summary>
+    internal SimMttyPorts? MttyPorts { get; }
 
     internal SimMigrationV2? MigrationV2 { get; }
 

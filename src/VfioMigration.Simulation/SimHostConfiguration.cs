@@ -85,6 +85,14 @@ public sealed class SimDeviceConfig
 
     public SimWorkload Workload { get; set; } = new();
 
+    /// <summary>
+    /// For the kernel's mtty sample (an mdev bound to driver mtty, type mtty-1 or mtty-2): its number of
+    /// serial ports; null for any other device. An mtty is simulated as mtty.c's device model, not by a workload.
+    /// </summary>
+    public int? MttyPorts => Bus == SimBus.Mdev && string.Equals(Driver, "mtty", StringComparison.Ordinal)
+        ? MdevType switch { "mtty-1" => 1, "mtty-2" => 2, _ => null }
+        : null;
+
     /// <summary>True if the bound driver is a VFIO driver: vfio-pci, a variant such as mlx5_vfio_pci, or an mdev vendor driver.</summary>
     public bool BoundToVfio => Bus == SimBus.Mdev || Driver.Contains("vfio", StringComparison.Ordinal);
 }
@@ -138,6 +146,8 @@ public sealed class SimHostConfiguration
     /// <summary>Every device of every group.</summary>
     public IEnumerable<SimDeviceConfig> AllDevices => Groups.SelectMany(g => g.Devices);
 
+    private static long SimMttyPortsSize(int ports) => Devices.SimMttyPorts.HeaderSize + ports * Devices.SimMttyPorts.PortSize;
+
     /// <summary>Checks the topology for mistakes a person makes in a configuration file.</summary>
     public void Validate()
     {
@@ -160,6 +170,16 @@ public sealed class SimHostConfiguration
                     throw new FormatException($"Device '{d.Name}': a v2 migration device must support STOP_COPY.");
                 if (d.Workload.StateSize < 0 || d.Workload.InitialBytes < 0)
                     throw new FormatException($"Device '{d.Name}': state sizes cannot be negative.");
+                if (d.Bus == SimBus.Mdev && string.Equals(d.Driver, "mtty", StringComparison.Ordinal))
+                {
+                    // mtty is simulated as mtty.c's device model: its state is fixed by its type.
+                    if (d.MttyPorts is not int ports)
+                        throw new FormatException($"Device '{d.Name}': an mdev bound to mtty has MdevType mtty-1 or mtty-2, not '{d.MdevType}'.");
+                    long size = SimMttyPortsSize(ports);
+                    var w = d.Workload;
+                    if ((w.StateSize != size && w.StateSize != new SimWorkload().StateSize) || (w.InitialBytes != 24 && w.InitialBytes != new SimWorkload().InitialBytes) || w.StateDirtyBytesPerSecond != 0)
+                        throw new FormatException($"Device '{d.Name}': an mtty's state is its serial ports ({size} bytes, 24 of them in pre-copy) and changes only through its BARs; leave StateSize, InitialBytes and StateDirtyBytesPerSecond out, or use another driver name for a device with a workload.");
+                }
             }
         }
     }

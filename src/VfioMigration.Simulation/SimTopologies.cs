@@ -9,11 +9,14 @@ public static class SimTopologies
     /// <summary>The mtty sample's identity as the QEMU lab created it (type mtty-2).</summary>
     public const string LabMttyUuid = "36e5c7cc-4871-4d03-91da-44479a60a911";
 
+    /// <summary>The lab's second mtty-2 (created after the first, so in the next group): the destination of restores.</summary>
+    public const string LabMttyPeerUuid = "7b1f0c2a-9d4e-4c55-8a61-3e2f5d6c7b80";
+
     /// <summary>
     /// The QEMU lab of kernel-interface.md (lab) as a simulated host: the edu device (group 2, no reset), an e1000e (group 3,
     /// with reset), both on vfio-pci behind an emulated VT-d, and the mtty sample mdev (group 7) with v2
-    /// migration (STOP_COPY|P2P|PRE_COPY), DMA logging, 24 bytes of pre-copy data and 72 more at stop-copy.
-    /// The conformance suite runs against this host and against the real lab with the same targets.
+    /// migration (STOP_COPY|P2P|PRE_COPY), DMA logging, 24 bytes of pre-copy data and 72 more at stop-copy,
+    /// and a second mtty-2 (group 8) to restore into. The conformance suite runs against this host and against the real lab with the same targets.
     /// </summary>
     public static SimHostConfiguration Lab() => new()
     {
@@ -43,7 +46,20 @@ public static class SimTopologies
                         Migration = SimMigrationProtocol.V2,
                         MigrationFlags = VfioConstants.VFIO_MIGRATION_STOP_COPY | VfioConstants.VFIO_MIGRATION_P2P | VfioConstants.VFIO_MIGRATION_PRE_COPY,
                         DmaLogging = true, Reset = false,
-                        Workload = new SimWorkload { StateSize = 96, InitialBytes = 24 },
+                    },
+                },
+            },
+            new()
+            {
+                Number = 8,
+                Devices =
+                {
+                    new SimDeviceConfig
+                    {
+                        Name = LabMttyPeerUuid, Bus = SimBus.Mdev, MdevType = "mtty-2", Driver = "mtty",
+                        Migration = SimMigrationProtocol.V2,
+                        MigrationFlags = VfioConstants.VFIO_MIGRATION_STOP_COPY | VfioConstants.VFIO_MIGRATION_P2P | VfioConstants.VFIO_MIGRATION_PRE_COPY,
+                        DmaLogging = true, Reset = false,
                     },
                 },
             },

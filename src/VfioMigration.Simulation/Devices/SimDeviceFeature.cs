@@ -92,7 +92,7 @@ internal static class SimDeviceFeature
         if (rc != 1) return rc;
         if (data.Length < 8) return -Errno.EFAULT;
         // migration_get_data_size: mtty answers its fixed mtty_data_size (96 for mtty-2).
-        StructBytes.Write(data, new vfio_device_feature_mig_data_size { stop_copy_length = (ulong)device.Config.Workload.StateSize });
+        StructBytes.Write(data, new vfio_device_feature_mig_data_size { stop_copy_length = (ulong)device.Workload.StateSize });
         return 0;
     }
 

@@ -172,6 +172,7 @@ internal sealed class SimDeviceRegions
     /// <summary>pread of the device fd: bytes read or -errno.</summary>
     public long Read(Span<byte> buffer, long offset)
     {
+        if (IsMttyPortAccess(offset, out int port, out long register)) return MttyAccess(port, register, buffer, write: false);
         long rc = Access(offset, buffer.Length, out var source, out bool v1, out long v1Offset);
         if (rc < 0) return rc;
         if (v1) return _device.MigrationV1!.Read(buffer, v1Offset);
@@ -182,6 +183,12 @@ internal sealed class SimDeviceRegions
     /// <summary>pwrite of the device fd: bytes written or -errno.</summary>
     public long Write(ReadOnlySpan<byte> buffer, long offset)
     {
+        if (IsMttyPortAccess(offset, out int port, out long register))
+        {
+            // MttyAccess only reads the buffer when writing; the copy keeps one code path for both directions.
+            var copy = buffer.ToArray();
+            return MttyAccess(port, register, copy, write: true);
+        }
         long rc = Access(offset, buffer.Length, out var target, out bool v1, out long v1Offset);
         if (rc < 0) return rc;
         if (v1) return _device.MigrationV1!.Write(buffer, v1Offset);
@@ -214,6 +221,43 @@ internal sealed class SimDeviceRegions
         if (_device.IsMdev || index != VFIO_PCI_BAR0_REGION_INDEX) return -Errno.EINVAL; // no other mmappable BAR
         if (start + pages > Bar0Size) return -Errno.EINVAL;
         return (nint)Bar0().Address + (nint)start;
+    }
+
+    /// <summary>An access to BAR0 or BAR1 of an mtty: the serial port's registers (mdev_access does not check the offset against the BAR's size).</summary>
+    private bool IsMttyPortAccess(long offset, out int port, out long register)
+    {
+        long index = offset >> OffsetShift;
+        port = (int)index;
+        register = offset & OffsetMask;
+        return _device.MttyPorts is not null && offset >= 0 && index is VFIO_PCI_BAR0_REGION_INDEX or VFIO_PCI_BAR1_REGION_INDEX;
+    }
+
+    /// <summary>
+    /// mtty_read / mtty_write: the access is cut into 4-, 2- and 1-byte pieces by alignment, and each piece is
+    /// one register access at its own offset that uses (or fills) only the piece's first byte; the simulator
+    /// answers 0 in a read piece's other bytes, which mtty.c leaves unset.
+    /// </summary>
+    private long MttyAccess(int port, long register, Span<byte> buffer, bool write)
+    {
+        var ports = _device.MttyPorts!;
+        int done = 0;
+        while (done < buffer.Length)
+        {
+            long at = register + done;
+            int left = buffer.Length - done;
+            int piece = left >= 4 && at % 4 == 0 ? 4 : left >= 2 && at % 2 == 0 ? 2 : 1;
+            if (write)
+            {
+                ports.Write(port, at, buffer[done]);
+            }
+            else
+            {
+                buffer.Slice(done, piece).Clear();
+                buffer[done] = ports.Read(port, at);
+            }
+            done += piece;
+        }
+        return done;
     }
 
     /// <summary>Finds what [offset, offset + length) of the fd reaches; clipped at the region's end as vfio_pci_rw does.</summary>

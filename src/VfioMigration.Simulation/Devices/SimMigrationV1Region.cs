@@ -30,7 +30,7 @@ internal sealed class SimMigrationV1Region : IDisposable
     {
         _device = device;
         // A window of whole pages: the state in one chunk when it is small, 1 MiB chunks when it is large.
-        long state = Math.Max(1, device.Config.Workload.StateSize);
+        long state = Math.Max(1, device.Workload.StateSize);
         WindowSize = Math.Clamp((state + 0xFFF) & ~0xFFFL, 0x1000, 0x100000);
         // Device memory a user may mmap: it lives as long as the device (munmap does not free it).
         _window = new NativeBuffer(WindowSize);
@@ -177,7 +177,7 @@ internal sealed class SimMigrationV1Region : IDisposable
         {
             EndSessions();
             Saving = running
-                ? SimSaveSession.StartPreCopy(_device.StateImage, _device.Config.Workload.InitialBytes)
+                ? SimSaveSession.StartPreCopy(_device.StateImage, _device.Workload.InitialBytes)
                 : SimSaveSession.StartStopCopy(_device.StateImage);
         }
         else if (saving && !running)
@@ -187,7 +187,7 @@ internal sealed class SimMigrationV1Region : IDisposable
         if (resuming && !wasResuming)
         {
             EndSessions();
-            Resuming = new SimResumeSession(_device.StateImage, _device.Config.Workload.InitialBytes);
+            Resuming = new SimResumeSession(_device.StateImage, _device.Workload.InitialBytes);
         }
         _register = (value & ~VFIO_DEVICE_STATE_MASK) | target;
         return 0;

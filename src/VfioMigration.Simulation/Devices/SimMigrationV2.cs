@@ -155,7 +155,7 @@ internal sealed class SimMigrationV2
 
             // Arcs that open a saving session and return its fd.
             case (RUNNING, PRE_COPY) or (RUNNING_P2P, PRE_COPY_P2P):
-                Saving = SimSaveSession.StartPreCopy(_device.StateImage, _device.Config.Workload.InitialBytes);
+                Saving = SimSaveSession.StartPreCopy(_device.StateImage, _device.Workload.InitialBytes);
                 file = new SimDataFile(_device, Saving);
                 return 0;
             case (STOP, STOP_COPY):
@@ -169,7 +169,7 @@ internal sealed class SimMigrationV2
                 return 0;
 
             case (STOP, RESUMING):
-                Resuming = new SimResumeSession(_device.StateImage, _device.Config.Workload.InitialBytes);
+                Resuming = new SimResumeSession(_device.StateImage, _device.Workload.InitialBytes);
                 file = new SimDataFile(_device, Resuming);
                 return 0;
 

@@ -38,6 +38,8 @@ internal sealed class SimStateImage
     // After a stream was loaded, the body as loaded (one copy: a per-block comparison costs the downtime
     // of a large device); a block changed since then is generated from its new generation instead.
     private byte[]? _loadedBody;
+    // A device whose state is a register file (mtty's ports): the body is those bytes, live.
+    private readonly Memory<byte> _registers;
     private int[]? _generations;
     private BitArray? _dirty;
 
@@ -48,15 +50,39 @@ internal sealed class SimStateImage
         Size = size;
         _seed = seed;
         HeaderLength = (int)Math.Min(HeaderSize, size);
+        _header = MttyHeader((uint)Math.Max(0, (size - HeaderSize) / UnitSize)).AsSpan(0, HeaderLength).ToArray();
+        BodyLength = size - HeaderLength;
+        BlockCount = (int)((BodyLength + BlockSize - 1) / BlockSize);
+    }
+
+    /// <summary>
+    /// The state of a device that is a register file: mtty's header for <paramref name="units"/> ports, then
+    /// <paramref name="registers"/> themselves (not a copy: a register write is a state change). The running
+    /// device's workload does not change it; only the device model and a loaded stream do.
+    /// </summary>
+    public SimStateImage(uint units, Memory<byte> registers)
+    {
+        Size = HeaderSize + registers.Length;
+        HeaderLength = HeaderSize;
+        _header = MttyHeader(units);
+        _registers = registers;
+        IsRegisterFile = true;
+        BodyLength = registers.Length;
+        BlockCount = (int)((BodyLength + BlockSize - 1) / BlockSize);
+    }
+
+    /// <summary>The body is a live register file (mtty): streams snapshot it when the device stops, and take no more bytes than it has.</summary>
+    public bool IsRegisterFile { get; }
+
+    private static byte[] MttyHeader(uint units)
+    {
         var header = new byte[HeaderSize];
         BinaryPrimitives.WriteUInt64LittleEndian(header, Magic);
         BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(8), 1);  // MTTY_MAJOR_VER
         BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(12), 0); // MTTY_MINOR_VER
-        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(16), (uint)Math.Max(0, (size - HeaderSize) / UnitSize));
+        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(16), units);
         BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(20), 0); // flags
-        _header = header.AsSpan(0, HeaderLength).ToArray();
-        BodyLength = size - HeaderLength;
-        BlockCount = (int)((BodyLength + BlockSize - 1) / BlockSize);
+        return header;
     }
 
     /// <summary>Bytes of the whole image (the device's StateSize).</summary>
@@ -131,7 +157,7 @@ internal sealed class SimStateImage
     /// <summary>The running device changes one block of its state (chosen and filled by <paramref name="random"/>).</summary>
     public void ChangeRandomBlock(ref SimRandom random)
     {
-        if (BlockCount == 0) return;
+        if (BlockCount == 0 || IsRegisterFile) return;
         int block = (int)random.Below((ulong)BlockCount);
         _generations ??= new int[BlockCount];
         _generations[block]++;
@@ -175,6 +201,12 @@ internal sealed class SimStateImage
     public void Load(ReadOnlySpan<byte> image)
     {
         if (image.Length != Size) throw new ArgumentException("The image has the wrong size.", nameof(image));
+        if (IsRegisterFile)
+        {
+            image.Slice(HeaderLength).CopyTo(_registers.Span);
+            ClearDirty();
+            return;
+        }
         _generations = null;
         _loadedBody = image.Slice(HeaderLength).ToArray();
         ClearDirty();
@@ -191,8 +223,9 @@ internal sealed class SimStateImage
     /// <summary>The block's current bytes: a slice of the loaded body, or generated into <paramref name="scratch"/>.</summary>
     private ReadOnlySpan<byte> BlockBytes(int block, Span<byte> scratch)
     {
-        int generation = _generations?[block] ?? 0;
         int length = BlockLength(block);
+        if (IsRegisterFile) return _registers.Span.Slice(block * BlockSize, length);
+        int generation = _generations?[block] ?? 0;
         if (generation == 0 && _loadedBody is not null)
             return _loadedBody.AsSpan((int)((long)block * BlockSize), length);
         var bytes = scratch.Slice(0, length);

@@ -30,17 +30,18 @@ public sealed class MigrationRunnerTests : IDisposable
     public MigrationRunnerTests()
     {
         var config = new SimHostConfiguration { Name = "runner tests" };
-        SimDeviceConfig Mdev(string name, SimWorkload w) => new()
+        // mtty for the quiet pair; a vGPU-like mdev where the state must change by itself (mtty's does not).
+        SimDeviceConfig Mdev(string name, SimWorkload w, bool mtty = true) => new()
         {
-            Name = name, Bus = SimBus.Mdev, MdevType = "mtty-2", Driver = "mtty", Migration = SimMigrationProtocol.V2,
+            Name = name, Bus = SimBus.Mdev, MdevType = mtty ? "mtty-2" : "vgpu-t", Driver = mtty ? "mtty" : "vgpu", Migration = SimMigrationProtocol.V2,
             MigrationFlags = VfioConstants.VFIO_MIGRATION_STOP_COPY | VfioConstants.VFIO_MIGRATION_P2P | VfioConstants.VFIO_MIGRATION_PRE_COPY,
             Workload = w,
         };
         config.Groups.Add(new SimGroupConfig { Number = 7, Devices = { Mdev(Src, new SimWorkload { StateSize = 96, InitialBytes = 24 }) } });
         config.Groups.Add(new SimGroupConfig { Number = 8, Devices = { Mdev(Dst, new SimWorkload { StateSize = 96, InitialBytes = 24 }) } });
         // Dirties its state at 4 MiB/s: faster than a 1 MiB/s link drains it.
-        config.Groups.Add(new SimGroupConfig { Number = 9, Devices = { Mdev(Busy, new SimWorkload { StateSize = 1 << 20, InitialBytes = 64 << 10, StateDirtyBytesPerSecond = 4 << 20, Seed = 9 }) } });
-        config.Groups.Add(new SimGroupConfig { Number = 10, Devices = { Mdev(BusyDst, new SimWorkload { StateSize = 1 << 20, InitialBytes = 64 << 10, Seed = 10 }) } });
+        config.Groups.Add(new SimGroupConfig { Number = 9, Devices = { Mdev(Busy, new SimWorkload { StateSize = 1 << 20, InitialBytes = 64 << 10, StateDirtyBytesPerSecond = 4 << 20, Seed = 9 }, mtty: false) } });
+        config.Groups.Add(new SimGroupConfig { Number = 10, Devices = { Mdev(BusyDst, new SimWorkload { StateSize = 1 << 20, InitialBytes = 64 << 10, Seed = 10 }, mtty: false) } });
         config.Groups.Add(new SimGroupConfig { Number = 2, Devices = { new SimDeviceConfig { Name = Edu, Bus = SimBus.Pci } } });
         foreach (var (n, g) in new[] { (V1Src, 12), (V1Dst, 13) })
             config.Groups.Add(new SimGroupConfig { Number = g, Devices = { new SimDeviceConfig { Name = n, Bus = SimBus.Mdev, MdevType = "vgpu-v1", Driver = "vgpu", Migration = SimMigrationProtocol.V1, Workload = new SimWorkload { StateSize = 2 << 20, InitialBytes = 1 << 20, Seed = g } } } });

@@ -14,7 +14,7 @@ public class SimulatedHostTests
     {
         var kernel = new SimulatedKernel(SimTopologies.Lab());
         var groups = IommuGroupDiscovery.GetGroups(kernel);
-        Assert.Equal(new[] { 2, 3, 7 }, groups.Select(g => g.Group));
+        Assert.Equal(new[] { 2, 3, 7, 8 }, groups.Select(g => g.Group));
         Assert.All(groups, g => Assert.Equal(HostKind.Simulated, g.HostKind));
         var edu = Assert.Single(groups[0].Devices);
         Assert.Equal(("pci", 0x1234, 0x11e8, "vfio-pci"), (edu.Bus, edu.VendorId!.Value, edu.DeviceId!.Value, edu.Driver!));
