@@ -83,19 +83,33 @@ public sealed class VfioHost
 
     public long Pread(SafeFd fd, Span<byte> buffer, long offset, string what = "pread")
     {
-        long n;
-        using (var lease = new FdLease(fd)) n = Kernel.Pread(lease.Number, buffer, offset);
-        Report(what, fd.Target, n, buffer.Length, (ulong)offset);
+        long n = TryPread(fd, buffer, offset, what);
         if (n < 0) throw new VfioNativeException(what, (int)-n, fd.Target, $"{buffer.Length} bytes at offset 0x{offset:X}");
         return n;
     }
 
     public long Pwrite(SafeFd fd, ReadOnlySpan<byte> buffer, long offset, string what = "pwrite")
     {
+        long n = TryPwrite(fd, buffer, offset, what);
+        if (n < 0) throw new VfioNativeException(what, (int)-n, fd.Target, $"{buffer.Length} bytes at offset 0x{offset:X}");
+        return n;
+    }
+
+    /// <summary>pread(2); returns bytes read or -errno.</summary>
+    public long TryPread(SafeFd fd, Span<byte> buffer, long offset, string what = "pread")
+    {
+        long n;
+        using (var lease = new FdLease(fd)) n = Kernel.Pread(lease.Number, buffer, offset);
+        Report(what, fd.Target, n, buffer.Length, (ulong)offset);
+        return n;
+    }
+
+    /// <summary>pwrite(2); returns bytes written or -errno.</summary>
+    public long TryPwrite(SafeFd fd, ReadOnlySpan<byte> buffer, long offset, string what = "pwrite")
+    {
         long n;
         using (var lease = new FdLease(fd)) n = Kernel.Pwrite(lease.Number, buffer, offset);
         Report(what, fd.Target, n, buffer.Length, (ulong)offset);
-        if (n < 0) throw new VfioNativeException(what, (int)-n, fd.Target, $"{buffer.Length} bytes at offset 0x{offset:X}");
         return n;
     }
 

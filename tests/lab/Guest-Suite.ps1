@@ -16,7 +16,8 @@
 param(
     [Parameter(Mandatory)] [string] $RepoRoot,
     [Parameter(Mandatory)] [string] $OutDir,
-    [string] $MttyUuid
+    [string] $MttyUuid,
+    [string] $MttyPeerUuid
 )
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 3.0
@@ -45,7 +46,7 @@ function Get-SysfsGroup([string] $devicePath) {
 
 function Find-LabTarget {
     # The edu device (1234:11e8) bound to vfio-pci, and the mtty mdev guest.sh created.
-    $t = [ordered]@{ IommuGroup = $null; IommuDevice = $null; MdevGroup = $null; MdevDevice = $null }
+    $t = [ordered]@{ IommuGroup = $null; IommuDevice = $null; MdevGroup = $null; MdevDevice = $null; PeerMdevGroup = $null; PeerMdevDevice = $null }
     foreach ($dev in Get-ChildItem /sys/bus/pci/devices) {
         $id = '{0}:{1}' -f (Get-Content "$dev/vendor").Trim(), (Get-Content "$dev/device").Trim()
         if ($id -ne '0x1234:0x11e8') { continue }
@@ -62,6 +63,12 @@ function Find-LabTarget {
     if (-not $mdev) { throw "no mtty mdev $MttyUuid in /sys/bus/mdev/devices" }
     $t.MdevDevice = $mdev.Name
     $t.MdevGroup = Get-SysfsGroup $mdev.FullName
+    # The second mtty-2, the destination of restores (the scenarios that need it are skipped without it).
+    $peer = $mdevs | Where-Object { $_.Name -ne $mdev.Name -and (-not $MttyPeerUuid -or $_.Name -eq $MttyPeerUuid) } | Select-Object -First 1
+    if ($peer) {
+        $t.PeerMdevDevice = $peer.Name
+        $t.PeerMdevGroup = Get-SysfsGroup $peer.FullName
+    }
     $t
 }
 
@@ -73,7 +80,7 @@ try {
 
     $found = Find-LabTarget
     $result.target = $found
-    Write-Host ("LAB: targets: iommu group {0} ({1}), mdev group {2} ({3})" -f $found.IommuGroup, $found.IommuDevice, $found.MdevGroup, $found.MdevDevice)
+    Write-Host ("LAB: targets: iommu group {0} ({1}), mdev group {2} ({3}), peer mdev group {4} ({5})" -f $found.IommuGroup, $found.IommuDevice, $found.MdevGroup, $found.MdevDevice, $found.PeerMdevGroup, $found.PeerMdevDevice)
     $target = New-LabTarget -Kernel ([VfioMigration.Core.Native.LinuxKernel]::Instance) @found
     Stop-Timer 'discovery'
 

@@ -69,6 +69,7 @@ $SerialLog = Join-Path $LabResults 'serial.log'
 $SimIommuGroup = 2
 $SimIommuDevice = '0000:00:02.0'
 $SimMdevGroup = 7
+$SimPeerMdevGroup = 8
 
 # What the lab cannot compare, and why: printed on every run so nobody reads silence as agreement.
 $NotCompared = @(
@@ -165,6 +166,7 @@ function Invoke-LabVm {
         GUEST_HOME = $HOME
         NUGET_ROOT = Get-NuGetRoot
         MTTY_UUID  = [VfioMigration.Core.Simulation.SimTopologies]::LabMttyUuid
+        MTTY_PEER_UUID = [VfioMigration.Core.Simulation.SimTopologies]::LabMttyPeerUuid
     }
     Set-Content (Join-Path $Share 'lab.env') ($values.GetEnumerator() | ForEach-Object { "$($_.Key)='$($_.Value)'" })
 
@@ -225,7 +227,8 @@ function Invoke-SimulatedTwin {
         Write-Host "INJECTED DIFFERENCE: $($summary.injected); this run must fail" -ForegroundColor Yellow
     }
     $target = New-LabTarget -Kernel $kernel -IommuGroup $SimIommuGroup -IommuDevice $SimIommuDevice `
-        -MdevGroup $SimMdevGroup -MdevDevice ([VfioMigration.Core.Simulation.SimTopologies]::LabMttyUuid)
+        -MdevGroup $SimMdevGroup -MdevDevice ([VfioMigration.Core.Simulation.SimTopologies]::LabMttyUuid) `
+        -PeerMdevGroup $SimPeerMdevGroup -PeerMdevDevice ([VfioMigration.Core.Simulation.SimTopologies]::LabMttyPeerUuid)
     $observations = @(Invoke-LabConformance -Target $target)
     Set-Timing 'simulated_suite' $sw.Elapsed.TotalSeconds
     [ordered]@{ target = $target; observations = $observations }
@@ -234,10 +237,10 @@ function Invoke-SimulatedTwin {
 function Compare-LabRuns($real, $sim) {
     Write-Step 'compare: real kernel vs simulated twin'
     $t = $real.target
-    if ($t -and ($t.IommuGroup -ne $SimIommuGroup -or $t.IommuDevice -ne $SimIommuDevice -or $t.MdevGroup -ne $SimMdevGroup)) {
+    if ($t -and ($t.IommuGroup -ne $SimIommuGroup -or $t.IommuDevice -ne $SimIommuDevice -or $t.MdevGroup -ne $SimMdevGroup -or $t.PeerMdevGroup -ne $SimPeerMdevGroup)) {
         # Scenarios never name groups, so this is no failure; but the twin no longer mirrors the lab.
-        Write-Host ("note: the lab's targets (group {0} {1}, mdev group {2}) differ from the twin's (group {3} {4}, mdev group {5})" -f
-            $t.IommuGroup, $t.IommuDevice, $t.MdevGroup, $SimIommuGroup, $SimIommuDevice, $SimMdevGroup)
+        Write-Host ("note: the lab's targets (group {0} {1}, mdev groups {2} and {3}) differ from the twin's (group {4} {5}, mdev groups {6} and {7})" -f
+            $t.IommuGroup, $t.IommuDevice, $t.MdevGroup, $t.PeerMdevGroup, $SimIommuGroup, $SimIommuDevice, $SimMdevGroup, $SimPeerMdevGroup)
     }
     $left = ConvertTo-LabObservationList @($real.observations)
     $right = ConvertTo-LabObservationList @($sim.observations)

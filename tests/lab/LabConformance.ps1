@@ -9,7 +9,9 @@ function New-LabTarget {
         [Nullable[int]] $IommuGroup,
         [string] $IommuDevice,
         [Nullable[int]] $MdevGroup,
-        [string] $MdevDevice
+        [string] $MdevDevice,
+        [Nullable[int]] $PeerMdevGroup,
+        [string] $PeerMdevDevice
     )
     [VfioMigration.Core.Conformance.ConformanceTarget]@{
         Host        = [VfioMigration.Core.Kernel.VfioHost]::new($Kernel)
@@ -17,6 +19,8 @@ function New-LabTarget {
         IommuDevice = $IommuDevice
         MdevGroup   = $MdevGroup
         MdevDevice  = $MdevDevice
+        PeerMdevGroup  = $PeerMdevGroup
+        PeerMdevDevice = $PeerMdevDevice
     }
 }
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs in the lab guest (busybox), from the writable 9p share, which Invoke-Lab.ps1 fills with this script
-# and lab.env. It binds the emulated PCI devices to vfio-pci, creates one mtty-2 mdev, then enters the host
+# and lab.env. It binds the emulated PCI devices to vfio-pci, creates two mtty-2 mdevs, then enters the host
 # root (9p, read-only, under a tmpfs overlay) and runs ONE pwsh there: .NET start-up under TCG costs
 # 10-20 s per process (kernel-interface.md lab 4), so everything the guest checks happens inside it.
 . /mnt/lab/lab.env
@@ -25,11 +25,14 @@ for dev in /sys/bus/pci/devices/*; do
     note "bound $bdf ($id) -> $(basename "$(readlink "$dev/driver")") group $group"
 done
 
-# --- mtty mdev (type mtty-2), with the UUID the simulated twin uses -----------------------------------
+# --- two mtty mdevs (type mtty-2), with the UUIDs the simulated twin uses: the second is where restores go
 types=/sys/class/mdev_bus/mtty/mdev_supported_types
 if [ -d "$types/mtty-2" ]; then
-    echo "$MTTY_UUID" > "$types/mtty-2/create" && \
-        note "created mdev $MTTY_UUID (mtty-2) group $(basename "$(readlink "/sys/bus/mdev/devices/$MTTY_UUID/iommu_group")")"
+    for uuid in "$MTTY_UUID" "$MTTY_PEER_UUID"; do
+        [ -n "$uuid" ] || continue
+        echo "$uuid" > "$types/mtty-2/create" && \
+            note "created mdev $uuid (mtty-2) group $(basename "$(readlink "/sys/bus/mdev/devices/$uuid/iommu_group")")"
+    done
 else
     note "no mtty parent in sysfs (mtty.ko not loaded?)"
 fi
@@ -82,7 +85,7 @@ env -i \
     POWERSHELL_UPDATECHECK=Off POWERSHELL_TELEMETRY_OPTOUT=1 \
     VFIOLAB_MTTY_UUID="$MTTY_UUID" \
     chroot "$ROOT" "$DOTNET" "$PWSH_DLL" -NoProfile -NonInteractive -File "$SUITE" \
-        -RepoRoot "$REPO" -OutDir "$SHARE" -MttyUuid "$MTTY_UUID"
+        -RepoRoot "$REPO" -OutDir "$SHARE" -MttyUuid "$MTTY_UUID" -MttyPeerUuid "$MTTY_PEER_UUID"
 rc=$?
 record T_PWSH_END "$(uptime_s)"
 record PWSH_EXIT "$rc"

@@ -32,6 +32,12 @@ public sealed class ConformanceTarget
 
     /// <summary>A device without migration support in <see cref="IommuGroup"/>.</summary>
     public string? IommuDevice { get; init; }
+
+    /// <summary>A second mdev group with a device of the same type as <see cref="MdevDevice"/> (the lab's second mtty): restores go there.</summary>
+    public int? PeerMdevGroup { get; init; }
+
+    /// <summary>The device in <see cref="PeerMdevGroup"/>.</summary>
+    public string? PeerMdevDevice { get; init; }
 }
 
 /// <summary>

@@ -1,14 +1,18 @@
 using System;
+using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using VfioMigration.Core.Kernel;
 using VfioMigration.Core.Native;
+using static VfioMigration.Core.Native.VfioConstants;
 
 namespace VfioMigration.Core.Conformance;
 
 /// <summary>Raw device calls the device scenarios share (opening a device the way vfiotest does, feature buffers).</summary>
 internal static class DeviceScenarioCalls
 {
+    private const int ReadChunk = 4096;
+
     /// <summary>A container with the group attached and TYPE1v2 set, then the device fd (kernel-interface.md lab 7.1 "== group", GET_DEVICE_FD).</summary>
     public static SafeFd? OpenDevice(VfioHost host, int group, string device, ConformanceRecorder r, out SafeFd container, out SafeFd groupFd)
     {
@@ -48,4 +52,39 @@ internal static class DeviceScenarioCalls
     /// <summary>Bytes as kernel-interface.md (lab) prints them: "4e 2c 3e 8c".</summary>
     public static string Bytes(ReadOnlySpan<byte> bytes) =>
         string.Join(" ", bytes.ToArray().Select(b => b.ToString("x2", CultureInfo.InvariantCulture)));
+
+    public static void GetState(VfioHost host, SafeFd device, ConformanceRecorder r, string when)
+    {
+        var get = Feature(VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, VFIO_DEVICE_FEATURE_GET, 8);
+        r.Result($"GET MIG_DEVICE_STATE {when}", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, get));
+        r.Record($"device_state {when}", StructBytes.Read<vfio_device_feature_mig_state>(get, 8).device_state.ToString(CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>SET MIG_DEVICE_STATE; records the result and the data fd ("fd" or -1); returns the fd to close, if any.</summary>
+    public static SafeFd? SetState(VfioHost host, SafeFd device, ConformanceRecorder r, uint state, string name)
+    {
+        var set = Feature(VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, VFIO_DEVICE_FEATURE_SET, 8);
+        StructBytes.Write(set, new vfio_device_feature_mig_state { device_state = state, data_fd = -1 }, 8);
+        int rc = host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, set);
+        r.Result($"SET MIG_DEVICE_STATE={name}", rc);
+        if (rc < 0) return null;
+        int fd = StructBytes.Read<vfio_device_feature_mig_state>(set, 8).data_fd;
+        r.Record($"data_fd after {name}", FdAnswer(fd));
+        return fd >= 0 ? host.Adopt(fd, $"{device.Target} migration data") : null;
+    }
+
+    /// <summary>Reads until read() answers 0 or an error; records the byte count and that last answer.</summary>
+    public static void ReadToEnd(VfioHost host, SafeFd? data, ConformanceRecorder r, string phase, List<byte> stream)
+    {
+        if (data is null) return;
+        var buffer = new byte[ReadChunk];
+        long total = 0, n;
+        while ((n = host.TryRead(data, buffer)) > 0)
+        {
+            stream.AddRange(buffer.AsSpan(0, (int)n).ToArray());
+            total += n;
+        }
+        r.Record($"{phase} bytes read", total.ToString(CultureInfo.InvariantCulture));
+        r.Record($"{phase} read at end", ConformanceRecorder.Answer(n));
+    }
 }

@@ -16,8 +16,6 @@ namespace VfioMigration.Core.Conformance;
 /// </summary>
 public sealed class MigrationV2Scenario : ConformanceScenario
 {
-    private const int ReadChunk = 4096;
-
     public override string Name => "migration-v2";
 
     public override bool AppliesTo(ConformanceTarget target) => target.MdevGroup is not null && target.MdevDevice is not null;
@@ -120,46 +118,11 @@ public sealed class MigrationV2Scenario : ConformanceScenario
         r.Result("SET MIG_DEVICE_STATE=42", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, invalid));
     }
 
-    private static void GetState(VfioHost host, SafeFd device, ConformanceRecorder r, string when)
-    {
-        var get = Feature(VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, VFIO_DEVICE_FEATURE_GET, 8);
-        r.Result($"GET MIG_DEVICE_STATE {when}", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, get));
-        r.Record($"device_state {when}", StructBytes.Read<vfio_device_feature_mig_state>(get, 8).device_state.ToString(CultureInfo.InvariantCulture));
-    }
-
-    /// <summary>SET MIG_DEVICE_STATE; records the result and the data fd ("fd" or -1); returns the fd to close, if any.</summary>
-    private static SafeFd? SetState(VfioHost host, SafeFd device, ConformanceRecorder r, uint state, string name)
-    {
-        var set = Feature(VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, VFIO_DEVICE_FEATURE_SET, 8);
-        StructBytes.Write(set, new vfio_device_feature_mig_state { device_state = state, data_fd = -1 }, 8);
-        int rc = host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, set);
-        r.Result($"SET MIG_DEVICE_STATE={name}", rc);
-        if (rc < 0) return null;
-        int fd = StructBytes.Read<vfio_device_feature_mig_state>(set, 8).data_fd;
-        r.Record($"data_fd after {name}", FdAnswer(fd));
-        return fd >= 0 ? host.Adopt(fd, $"{device.Target} migration data") : null;
-    }
-
     private static void PrecopyInfo(VfioHost host, SafeFd data, ConformanceRecorder r, string step)
     {
         var info = StructBytes.Buffer(new vfio_precopy_info { argsz = (uint)StructBytes.SizeOf<vfio_precopy_info>() });
         r.Result(step, host.TryIoctl(data, VfioIoctl.VFIO_MIG_GET_PRECOPY_INFO, info));
         var got = StructBytes.Read<vfio_precopy_info>(info);
         r.Record($"{step} initial_bytes/dirty_bytes", $"{got.initial_bytes}/{got.dirty_bytes}");
-    }
-
-    /// <summary>Reads until read() answers 0 or an error; records the byte count and that last answer.</summary>
-    private static void ReadToEnd(VfioHost host, SafeFd? data, ConformanceRecorder r, string phase, List<byte> stream)
-    {
-        if (data is null) return;
-        var buffer = new byte[ReadChunk];
-        long total = 0, n;
-        while ((n = host.TryRead(data, buffer)) > 0)
-        {
-            stream.AddRange(buffer.AsSpan(0, (int)n).ToArray());
-            total += n;
-        }
-        r.Record($"{phase} bytes read", total.ToString(CultureInfo.InvariantCulture));
-        r.Record($"{phase} read at end", ConformanceRecorder.Answer(n));
     }
 }

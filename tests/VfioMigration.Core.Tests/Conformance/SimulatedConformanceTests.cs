@@ -25,6 +25,8 @@ public class SimulatedConformanceTests
         IommuDevice = "0000:00:02.0",
         MdevGroup = 7,
         MdevDevice = SimTopologies.LabMttyUuid,
+        PeerMdevGroup = 8,
+        PeerMdevDevice = SimTopologies.LabMttyPeerUuid,
     };
 
     [Theory]
