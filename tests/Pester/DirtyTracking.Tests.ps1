@@ -325,6 +325,39 @@ Describe 'A device''s own DMA log (Start-DirtyTracking -Device, Get-DirtyBitmap 
         Stop-DirtyTracking -Device $nic
     }
 
+    It 'measures the rate of a device''s own log with Measure-DirtyRate -Device' {
+        $nic = '0000:3b:00.1'
+        $null = New-VfioContainer -Device $nic
+        $null = New-VfioDmaMapping -Iova 0x10000000 -Size 16MB
+        Start-DirtyTracking -Device $nic
+        $samples = @(Measure-DirtyRate -Device $nic -Duration 00:00:00.600 -Interval 00:00:00.200)
+        $samples.Count | Should -Be 3
+        $samples | ForEach-Object {
+            $_.Scope | Should -Be 'DeviceLog'
+            $_.Source | Should -Be 'DeviceLog'
+            $_.Device | Should -Be $nic
+            $_.Pages | Should -Be 4096
+            $_.DirtyPages | Should -BeLessThan 4096
+        }
+        ($samples | Measure-Object DirtyPages -Sum).Sum | Should -BeGreaterThan 0
+        Stop-DirtyTracking -Device $nic
+        Measure-DirtyRate -Device $nic -Duration 00:00:00.200 -Interval 00:00:00.100 -ErrorVariable e -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $e[0].FullyQualifiedErrorId | Should -Be 'DeviceLogNotStarted,VfioMigration.Commands.MeasureDirtyRateCommand'
+    }
+
+    It 'says why Measure-DirtyRate -Device cannot read the log on a kernel without CONFIG_IOMMUFD_DRIVER' {
+        $cfg = Join-Path $TestDrive 'debian.psd1'
+        (Get-Content "$PSScriptRoot/../../module/SimulatedHost.psd1" -Raw) -replace 'IommufdDriver = \$true', 'IommufdDriver = $false' | Set-Content $cfg
+        Connect-VfioHost -Simulated -Configuration $cfg | Out-Null
+        $nic = '0000:3b:00.1'
+        $null = New-VfioContainer -Device $nic
+        $null = New-VfioDmaMapping -Iova 0x10000000 -Size 2MB
+        Start-DirtyTracking -Device $nic
+        Measure-DirtyRate -Device $nic -Duration 00:00:00.200 -Interval 00:00:00.100 -ErrorVariable e -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $e[0].FullyQualifiedErrorId | Should -Be 'DeviceLogReportUnsupported,VfioMigration.Commands.MeasureDirtyRateCommand'
+        Stop-DirtyTracking -Device $nic
+    }
+
     It 'refuses a device that keeps no log of its own' {
         $null = New-VfioContainer -Group 2
         $null = New-VfioDmaMapping -Iova 0x10000000 -Size 2MB

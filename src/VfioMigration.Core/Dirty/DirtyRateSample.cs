@@ -40,6 +40,9 @@ public sealed class DirtyRateSample
     /// <summary>Which pages the kernel can report; with AllMappedPages the rate is the mapped size per interval, not what the device wrote.</summary>
     public required DirtyScope Scope { get; init; }
 
-    /// <summary>Where the numbers come from: Type1 (the container's dirty tracking).</summary>
-    public string Source => "Type1";
+    /// <summary>The device whose DMA log was read (Measure-DirtyRate -Device), or null for a container's tracking.</summary>
+    public string? Device { get; init; }
+
+    /// <summary>Where the numbers come from: Type1 (the container's dirty tracking) or DeviceLog (the device's own DMA log).</summary>
+    public string Source => Device is null ? "Type1" : "DeviceLog";
 }

@@ -14,7 +14,8 @@ namespace VfioMigration.Core.Simulation.Devices;
 /// (which become dirty while a pre-copy session runs), and is replaced when a stream is loaded.
 /// Blocks are generated on demand from (seed, block, generation): a change only bumps the block's
 /// generation, so a device that changes millions of blocks a second costs a counter per change, and a
-/// device with hundreds of MiB of state costs memory only for loaded blocks.
+/// device with hundreds of MiB of state costs memory only for loaded blocks. An mtty's image is instead
+/// its register file (SimMttyPorts): the body is the ports' bytes themselves.
 /// </summary>
 internal sealed class SimStateImage
 {

@@ -1,5 +1,6 @@
 using System;
 using System.Diagnostics;
+using System.Linq;
 using System.Management.Automation;
 using VfioMigration.Core;
 using VfioMigration.Core.Dirty;
@@ -8,15 +9,23 @@ using VfioMigration.Infrastructure;
 namespace VfioMigration.Commands;
 
 /// <summary>
-/// Measures how fast guest pages get dirty: reads the container's dirty bitmap every -Interval for
-/// -Duration and returns one sample per interval (pages/s and MiB/s, as libvirt and QEMU report).
+/// Measures how fast guest pages get dirty: reads the container's dirty bitmap (or, with -Device, the
+/// device's own DMA log) every -Interval for -Duration and returns one sample per interval (pages/s and MiB/s, as libvirt and QEMU report).
 /// Dirty tracking must be running; every read clears the kernel's record.
 /// </summary>
 [Cmdlet(VerbsDiagnostic.Measure, "DirtyRate", DefaultParameterSetName = InputObjectParameterSet)]
 [OutputType(typeof(DirtyRateSample))]
 public sealed class MeasureDirtyRateCommand : ContainerCmdlet
 {
+    private const string DeviceParameterSet = "Device";
+
     #region Parameters
+
+    /// <summary>Measure a device's own DMA log (Start-DirtyTracking -Device) instead of a container's tracking.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = DeviceParameterSet)]
+    [ArgumentCompleter(typeof(DeviceCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string Device { get; set; } = "";
 
     /// <summary>How long to measure.</summary>
     [Parameter]
@@ -39,6 +48,11 @@ public sealed class MeasureDirtyRateCommand : ContainerCmdlet
             return;
         }
         using var trace = TraceCalls();
+        if (ParameterSetName == DeviceParameterSet)
+        {
+            MeasureDevice(samples);
+            return;
+        }
         foreach (var c in SelectedContainers())
         {
             var progress = new ProgressRecord(2, "Measure-DirtyRate", $"container {c.Id}");
@@ -66,6 +80,32 @@ public sealed class MeasureDirtyRateCommand : ContainerCmdlet
             {
                 WriteError(ErrorFor(e, c));
             }
+        }
+    }
+
+    private void MeasureDevice(int samples)
+    {
+        var device = OpenSessionDevice(Device);
+        if (device is null) return;
+        var container = VfioSession.Containers.First(c => c.HoldsDevice(Device));
+        var progress = new ProgressRecord(2, "Measure-DirtyRate", $"device {Device}");
+        try
+        {
+            foreach (var sample in DirtyRateSampler.Sample(device, container.Id, Interval, Duration, StopToken))
+            {
+                WriteObject(sample);
+                progress.PercentComplete = 100 * sample.Iteration / samples;
+                WriteProgress(progress);
+            }
+            progress.RecordType = ProgressRecordType.Completed;
+            WriteProgress(progress);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception e) when (IsVfioError(e))
+        {
+            WriteError(ErrorFor(e, Device));
         }
     }
 }

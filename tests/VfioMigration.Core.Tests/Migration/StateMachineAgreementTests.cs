@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Linq;
 using VfioMigration.Core.Migration;
@@ -56,5 +57,43 @@ public class StateMachineAgreementTests
             }
         }
         Assert.Equal(64, compared);
+    }
+
+    /// <summary>
+    /// The third way: the real kernel, asked every arc on mtty (STOP_COPY|P2P|PRE_COPY) by the lab's
+    /// migration-v2-arcs scenario (its answers in Conformance/Expected). Where the kernel accepted, the
+    /// planner has a path, and a data fd came back exactly when the path's last arc opens a data session;
+    /// where it answered EINVAL, the planner refuses. The simulator gives the same answers (the scenario
+    /// is compared in the lab and in SimulatedConformanceTests).
+    /// </summary>
+    [Fact]
+    public void ThePlannerAgreesWithTheRealKernelOnEveryArcTheLabAsked()
+    {
+        const ulong mtty = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY;
+        var names = Enum.GetValues<VfioMigrationState>().ToDictionary(MigrationFsm.Name);
+        int compared = 0;
+        foreach (var o in Conformance.ExpectedAnswers.Load("migration-v2-arcs"))
+        {
+            // "RUNNING -> PRE_COPY: SET PRE_COPY | 0, data_fd fd"
+            int arrow = o.Step.IndexOf(" -> ", StringComparison.Ordinal), colon = o.Step.IndexOf(": SET ", StringComparison.Ordinal);
+            if (arrow < 0 || colon < 0) continue;
+            var from = names[o.Step[..arrow]];
+            var to = names[o.Step[(arrow + 4)..colon]];
+            IReadOnlyList<VfioMigrationState>? planned;
+            try { planned = MigrationFsm.Path(from, to, mtty); }
+            catch (VfioRuleException) { planned = null; }
+            if (o.Answer == "EINVAL")
+            {
+                Assert.True(planned is null, $"{o.Step}: the kernel answered EINVAL, the planner would go {string.Join(",", planned ?? Array.Empty<VfioMigrationState>())}");
+            }
+            else
+            {
+                Assert.True(planned is not null, $"{o.Step}: the kernel answered '{o.Answer}', the planner refuses");
+                bool opens = planned!.Count > 0 && MigrationFsm.OpensDataFd(planned.Count > 1 ? planned[^2] : from, planned[^1]);
+                Assert.Equal(opens ? "0, data_fd fd" : "0, data_fd -1", o.Answer);
+            }
+            compared++;
+        }
+        Assert.Equal(49, compared);
     }
 }

@@ -59,13 +59,15 @@ Describe 'Migration cmdlets on a real kernel (QEMU lab, mtty)' {
         Set-VfioMigrationState $Mtty -State Running -Confirm:$false -ErrorAction Stop | Out-Null
     }
 
-    It 'starts and stops the mtty''s own DMA log, and says why this kernel cannot report it' {
+    It 'starts and stops the mtty''s own DMA log, and says why this kernel cannot report or measure it' {
         $mapping = New-VfioDmaMapping -Container $Container -Iova 0x100000 -Size 2MB -ErrorAction Stop
         try {
             (Start-DirtyTracking -Device $Mtty -PassThru -Confirm:$false -ErrorAction Stop).PageSize | Should -Be 4096
             Get-DirtyBitmap -Device $Mtty -ErrorVariable e -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
             $e[0].FullyQualifiedErrorId | Should -Be 'DeviceLogReportUnsupported,VfioMigration.Commands.GetDirtyBitmapCommand'
             "$($e[0])" | Should -Match 'CONFIG_IOMMUFD_DRIVER'
+            Measure-DirtyRate -Device $Mtty -Duration 00:00:00.200 -Interval 00:00:00.100 -ErrorVariable m -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $m[0].FullyQualifiedErrorId | Should -Be 'DeviceLogReportUnsupported,VfioMigration.Commands.MeasureDirtyRateCommand'
             Stop-DirtyTracking -Device $Mtty -Confirm:$false -ErrorAction Stop
         }
         finally { $mapping | Remove-VfioDmaMapping -Confirm:$false }
