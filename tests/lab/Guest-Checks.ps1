@@ -8,6 +8,8 @@
     /dev/vfio, with these environment variables set:
       VFIOLAB_IOMMU_GROUP, VFIOLAB_IOMMU_DEVICE   the edu device on vfio-pci and its group
       VFIOLAB_MDEV_GROUP, VFIOLAB_MDEV_DEVICE     the mtty mdev (v2 migration) and its group
+      VFIOLAB_PEER_MDEV_GROUP, VFIOLAB_PEER_MDEV_DEVICE   the second mtty-2 (QEMU's device in Qemu.Lab.Tests.ps1)
+      VFIOLAB_QEMU10                              the root QEMU 10 was unpacked into (build-lab.sh)
       VFIOLAB_REPO                                the repository root
     Counts go to OutDir/lab-pester.summary.json (passed, failed, skipped), which Invoke-Lab.ps1 adds to
     its own. Pester (the version tests/tools/tools.csproj downloads) is imported only when a file exists:
@@ -31,6 +33,8 @@ if ($Target) {
     $env:VFIOLAB_IOMMU_DEVICE = "$($Target.IommuDevice)"
     $env:VFIOLAB_MDEV_GROUP = "$($Target.MdevGroup)"
     $env:VFIOLAB_MDEV_DEVICE = "$($Target.MdevDevice)"
+    $env:VFIOLAB_PEER_MDEV_GROUP = "$($Target.PeerMdevGroup)"
+    $env:VFIOLAB_PEER_MDEV_DEVICE = "$($Target.PeerMdevDevice)"
 }
 $env:VFIOLAB_REPO = $RepoRoot
 

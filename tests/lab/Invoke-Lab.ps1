@@ -167,6 +167,8 @@ function Invoke-LabVm {
         NUGET_ROOT = Get-NuGetRoot
         MTTY_UUID  = [VfioMigration.Core.Simulation.SimTopologies]::LabMttyUuid
         MTTY_PEER_UUID = [VfioMigration.Core.Simulation.SimTopologies]::LabMttyPeerUuid
+        # QEMU 10 unpacked by build-lab.sh: the guest sees it at the same path through the host root.
+        QEMU10_ROOT = (Read-EnvFile $LabEnv)['QEMU10']
     }
     Set-Content (Join-Path $Share 'lab.env') ($values.GetEnumerator() | ForEach-Object { "$($_.Key)='$($_.Value)'" })
 

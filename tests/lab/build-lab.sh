@@ -7,11 +7,12 @@
 #   - mtty.ko, the kernel's mdev sample with v2 migration, built out of tree from linux-source's
 #     samples/vfio-mdev/mtty.c against the extracted headers (Debian sets no CONFIG_SAMPLES);
 #   - an initramfs: static busybox, the vfio/mdev/9p/overlay modules (dependencies resolved with
-#     depmod/modprobe --show-depends, decompressed) and /init (tests/lab/init.sh).
+#     depmod/modprobe --show-depends, decompressed) and /init (tests/lab/init.sh);
+#   - QEMU 10 from bookworm-backports, unpacked into the cache, for the guest's QEMU checks.
 # Everything is keyed by the kernel release, so a second run on the same machine downloads nothing.
 #
 # Usage: build-lab.sh --out ENV_FILE [--cache DIR]
-#   ENV_FILE receives KREL=, KERNEL=, INITRD= (shell syntax) for run-vm.sh.
+#   ENV_FILE receives KREL=, KERNEL=, INITRD= (shell syntax) for run-vm.sh, and QEMU10= (the unpacked root).
 # Prints 'LABTIME <step> <seconds>' lines; exits non-zero with 'LAB BUILD FAILED: <reason>' on any failure.
 set -euo pipefail
 fail() { echo "LAB BUILD FAILED: $*" >&2; exit 1; }
@@ -227,10 +228,46 @@ if [ ! -s "$INITRD" ]; then
     finish initramfs
 fi
 
+# --- 6. QEMU 10, the second truth ----------------------------------------------------------------
+# The guest runs QEMU 10 as a real client of mtty's v2 migration (tests/lab/Pester/Qemu.Lab.Tests.ps1).
+# bookworm's own QEMU 7.2 has no v2 VFIO migration, and the host's QEMU must not be replaced: the lab
+# takes qemu-system-x86, qemu-system-data and seabios from bookworm-backports (built for bookworm's libc)
+# with a private apt configuration (its own sources, lists, cache and an empty dpkg status), unpacks them
+# with dpkg-deb -x and installs nothing. Cached until the cache is deleted.
+Q10="$CACHE/qemu10"
+if [ ! -f "$Q10/root/.extracted" ]; then
+    begin "QEMU 10 from bookworm-backports (private apt configuration, nothing installed)"
+    # The mirror the host already uses for bookworm, as apt itself reports it (one-line or deb822 sources).
+    mirror=$(apt-cache policy 2>/dev/null | awk '$3 ~ /^bookworm\/main/ { print $2; exit }' || true)
+    [ -n "$mirror" ] || fail "QEMU 10: the host's apt sources name no Debian mirror for bookworm/main to take bookworm-backports from"
+    keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    [ -f "$keyring" ] || fail "QEMU 10: no $keyring to check bookworm-backports with (package debian-archive-keyring)"
+    rm -rf "$Q10"
+    mkdir -p "$Q10/lists/partial" "$Q10/cache/archives/partial" "$Q10/debs" "$Q10/root.part"
+    : > "$Q10/status"
+    echo "deb [signed-by=$keyring] $mirror bookworm-backports main" > "$Q10/sources.list"
+    Q10_APT=("${APT_OPTS[@]}" -o Dir::Etc::SourceList="$Q10/sources.list" -o Dir::Etc::SourceParts=/dev/null
+             -o Dir::State::Lists="$Q10/lists" -o Dir::Cache="$Q10/cache" -o Dir::State::status="$Q10/status")
+    apt-get "${Q10_APT[@]}" update >/dev/null 2>&1 || fail "QEMU 10: apt-get update of bookworm-backports from $mirror failed (no network?)"
+    (cd "$Q10/debs" && apt-get "${Q10_APT[@]}" download qemu-system-x86 qemu-system-data seabios >/dev/null 2>&1) \
+        || fail "QEMU 10: apt-get download qemu-system-x86 qemu-system-data seabios from bookworm-backports failed"
+    for d in "$Q10"/debs/*.deb; do dpkg-deb -x "$d" "$Q10/root.part" || fail "QEMU 10: dpkg-deb -x $d failed"; done
+    missing=$(ldd "$Q10/root.part/usr/bin/qemu-system-x86_64" 2>&1 | awk '/not found/ { print $1 }' | tr '\n' ' ')
+    [ -z "$missing" ] || fail "QEMU 10 needs libraries this host lacks: $missing"
+    q10_version=$("$Q10/root.part/usr/bin/qemu-system-x86_64" --version 2>&1 | head -1) || fail "QEMU 10 from bookworm-backports does not start: $q10_version"
+    case "$q10_version" in *"version 10."*) ;; *) fail "bookworm-backports served '$q10_version', not QEMU 10" ;; esac
+    echo "$q10_version" > "$Q10/root.part/.extracted"
+    mv "$Q10/root.part" "$Q10/root"
+    rm -rf "$Q10/debs" "$Q10/lists" "$Q10/cache"
+    echo "$q10_version"
+    finish qemu10
+fi
+
 cat > "$OUT_ENV" <<EOF
 KREL='$KREL'
 KVERSION='$VERSION'
 KERNEL='$KERNEL'
 INITRD='$INITRD'
+QEMU10='$Q10/root'
 EOF
 echo "lab ready: kernel $KREL, initramfs $(basename "$INITRD")"

@@ -139,6 +139,9 @@ public static class StateFile
             else StopCopyBytes += (ulong)data.Length;
         }
 
+        /// <summary>Appends one chunk given as an array (PowerShell cannot make the span the other overload takes).</summary>
+        public void WriteChunk(MigrationPhase phase, byte[] data) => WriteChunk(phase, data.AsSpan());
+
         /// <summary>Writes the trailer, syncs to disk, and renames the file to its name.</summary>
         public void Commit()
         {

@@ -154,6 +154,29 @@ public sealed class VfioDevice : IDisposable
         return irqs;
     }
 
+    /// <summary>
+    /// pwrite into region <paramref name="index"/> (a BAR, config space) at <paramref name="offset"/> within
+    /// it, the way a guest's access arrives through a VMM: the bytes written. The region's place in the
+    /// device fd is the one VFIO_DEVICE_GET_REGION_INFO gives; the driver decides what the write does (for
+    /// the mtty sample, a UART register write).
+    /// </summary>
+    public long WriteRegion(uint index, ulong offset, byte[] data) =>
+        Host.Pwrite(Fd, data, checked((long)(RegionOffset(index) + offset)), $"pwrite region {index} of {Name}");
+
+    /// <summary>pread of <paramref name="count"/> bytes from region <paramref name="index"/> at <paramref name="offset"/> within it.</summary>
+    public byte[] ReadRegion(uint index, ulong offset, int count)
+    {
+        var buffer = new byte[count];
+        long n = Host.Pread(Fd, buffer, checked((long)(RegionOffset(index) + offset)), $"pread region {index} of {Name}");
+        return n == count ? buffer : buffer.AsSpan(0, (int)n).ToArray();
+    }
+
+    private ulong RegionOffset(uint index)
+    {
+        var info = InfoQuery.RegionInfo(Host, Fd, index).Info;
+        return info.offset;
+    }
+
     /// <summary>VFIO_DEVICE_RESET.</summary>
     public void Reset() => Host.IoctlValue(Fd, VfioIoctl.VFIO_DEVICE_RESET, 0);
 

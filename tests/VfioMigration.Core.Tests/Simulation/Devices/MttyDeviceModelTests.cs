@@ -163,6 +163,22 @@ public sealed class MttyDeviceModelTests
     }
 
     [Fact]
+    public void TheModulesRegionAccessReachesTheRegistersAndNamesTheDeviceWhenTheDriverRefuses()
+    {
+        var kernel = new SimulatedKernel(SimTopologies.Lab());
+        using var container = VfioMigration.Core.Vfio.VfioContainer.Open(new VfioMigration.Core.Kernel.VfioHost(kernel));
+        container.Attach(7);
+        container.SetIommu();
+        var device = container.GetDevice(SimTopologies.LabMttyUuid);
+        Assert.Equal(1, device.WriteRegion(0, 7, new byte[] { 0x5a }));
+        Assert.Equal(new byte[] { 0x5a }, device.ReadRegion(0, 7, 1));
+        Assert.Equal(0x5a, kernel.FindDevice(SimTopologies.LabMttyUuid)!.GetStateBytes()[Port0 + 7]);
+        var e = Assert.Throws<VfioMigration.Core.Native.VfioNativeException>(() => device.WriteRegion(6, 0, new byte[] { 1 }));
+        Assert.Equal(Errno.EFAULT, e.Errno);
+        Assert.Contains(SimTopologies.LabMttyUuid, e.Message);
+    }
+
+    [Fact]
     public void AnMtty1SavesOnePortAndSizesItsStreamSo()
     {
         var config = SimTopologies.Lab();
