@@ -196,6 +196,12 @@ function Start-LabQemu {
     [pscustomobject]@{ Process = $process; Qmp = $qmp; Log = $log; Output = $outTask; Errors = $errTask }
 }
 
+function Get-MigrationError($Status) {
+    # query-migrate's error-desc, present only after a failure (the guest runs under Set-StrictMode).
+    $p = $Status.PSObject.Properties['error-desc']
+    if ($p) { $p.Value } else { '' }
+}
+
 function Wait-QmpMigration {
     # Polls query-migrate until the migration (out or in) ends; returns its last status object.
     param([Parameter(Mandatory)] $Qemu, [TimeSpan] $Timeout = [TimeSpan]::FromSeconds(180))
@@ -226,7 +232,7 @@ function Save-QemuStream {
     try {
         $qemu.Qmp.Invoke('migrate', @{ uri = "file:$file" }) | Out-Null
         $status = Wait-QmpMigration $qemu
-        if ($status.status -ne 'completed') { throw "QEMU's save ended $($status.status): $($status.'error-desc')" }
+        if ($status.status -ne 'completed') { throw "QEMU's save ended $($status.status): $(Get-MigrationError $status)" }
     }
     catch { $failure = $_ }
     finally { $said = Stop-LabQemu $qemu }
@@ -248,13 +254,13 @@ function Invoke-QemuIncoming {
         $qemu.Qmp.Invoke('migrate-incoming', @{ uri = "file:$in"; 'exit-on-error' = $false }) | Out-Null
         $status = Wait-QmpMigration $qemu
         $result.Status = $status.status
-        $result.Error = $status.'error-desc'
+        $result.Error = Get-MigrationError $status
         if ($status.status -eq 'completed') {
             $qemu.Qmp.Invoke('cont', $null) | Out-Null
             $qemu.Qmp.Invoke('stop', $null) | Out-Null
             $qemu.Qmp.Invoke('migrate', @{ uri = "file:$out" }) | Out-Null
             $again = Wait-QmpMigration $qemu
-            if ($again.status -ne 'completed') { throw "QEMU's save after the load ended $($again.status): $($again.'error-desc')" }
+            if ($again.status -ne 'completed') { throw "QEMU's save after the load ended $($again.status): $(Get-MigrationError $again)" }
             $result.Out = [IO.File]::ReadAllBytes($out)
         }
     }

@@ -34,6 +34,8 @@ Describe 'QEMU 10 and the module agree on the real mtty''s migration stream (QEM
             Invoke-OnPeer { Save-VfioDeviceState $Peer $file -Resume -Confirm:$false -ErrorAction Stop | Out-Null }
             $file
         }
+        # Byte arrays compared as hex: one line each in a failure message.
+        function Hex([byte[]] $Bytes) { [Convert]::ToHexString($Bytes) }
         $script:First = Save-PeerState 'first'
     }
 
@@ -51,30 +53,30 @@ Describe 'QEMU 10 and the module agree on the real mtty''s migration stream (QEM
         $script:Q0 = Save-QemuStream -Root $Root -Device $Peer -WorkDir $Work
         $frames = @(Get-QemuVfioFrame $Q0)
         ($frames | Measure-Object Size -Sum).Sum | Should -Be 96
-        Get-QemuVfioPayload $Q0 | Should -Be (Get-StateFilePayload $First)
+        Hex (Get-QemuVfioPayload $Q0) | Should -Be (Hex (Get-StateFilePayload $First))
     }
 
     It 'QEMU''s device payload equals the module''s after UART registers were written through the BARs' {
         Invoke-OnPeer { param($d) foreach ($p in $Program) { $d.WriteRegion($p[0], $p[1], [byte[]]@($p[2])) | Out-Null } }
         $script:Programmed = Save-PeerState 'programmed'
         $module = Get-StateFilePayload $Programmed
-        $module | Should -Not -Be (Get-StateFilePayload $First)
+        Hex $module | Should -Not -Be (Hex (Get-StateFilePayload $First))
         $script:Q1 = Save-QemuStream -Root $Root -Device $Peer -WorkDir $Work
-        Get-QemuVfioPayload $Q1 | Should -Be $module
+        Hex (Get-QemuVfioPayload $Q1) | Should -Be (Hex $module)
     }
 
     It 'QEMU''s frames, written as a state file, restore through Restore-VfioDeviceState (the QEMU save of the first state into the programmed device)' {
         $file = Join-Path $Work 'from-qemu.state'
         New-StateFileFromQemu -Path $file -Stream $Q0 -IdentityFrom $First
         Invoke-OnPeer { (Restore-VfioDeviceState $Peer $file -Resume -Confirm:$false -ErrorAction Stop).FinalState | Should -Be 'Running' }
-        Get-StateFilePayload (Save-PeerState 'after-qemu-frames') | Should -Be (Get-QemuVfioPayload $Q0)
+        Hex (Get-StateFilePayload (Save-PeerState 'after-qemu-frames')) | Should -Be (Hex (Get-QemuVfioPayload $Q0))
     }
 
     It 'a state the module saved, spliced into QEMU''s stream, is loaded by QEMU -incoming and migrated out unchanged' {
         $module = Get-StateFilePayload $Programmed
         $r = Invoke-QemuIncoming -Root $Root -Device $Peer -WorkDir $Work -Stream (Set-QemuVfioPayload $Q0 $module)
         $r.Status | Should -Be 'completed' -Because "QEMU said: $($r.Error) $($r.Said)"
-        Get-QemuVfioPayload $r.Out | Should -Be $module
+        Hex (Get-QemuVfioPayload $r.Out) | Should -Be (Hex $module)
     }
 
     It 'QEMU refuses a spliced state mtty.c refuses (negative control, module to QEMU: nr_ports 1)' {
