@@ -114,7 +114,7 @@ function Task-Build {
              'VfioMigration.Kernel.dll', 'VfioMigration.Kernel.pdb',
              'VfioMigration.Linux.dll', 'VfioMigration.Linux.pdb',
              'VfioMigration.Simulation.dll', 'VfioMigration.Simulation.pdb',
-             'Microsoft.Extensions.ObjectPool.dll', 'System.IO.Hashing.dll'
+             'System.IO.Hashing.dll'
     foreach ($f in $files) {
         $src = Join-Path $publish $f
         if (-not (Test-Path $src)) { throw "The publish output lacks $f" }

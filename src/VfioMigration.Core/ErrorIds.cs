@@ -165,6 +165,7 @@ public static class ErrorIds
         new("RangeWraps", ErrorKind.InvalidArgument, "IOVA + size wraps past 2^64", "a smaller range"),
         new("RangeCutsMapping", ErrorKind.InvalidArgument, "the range cuts a mapping (the kernel reads whole mappings only)", "widen the range to whole mappings"),
         new("BadPageSize", ErrorKind.InvalidArgument, "the page size is not a power of two", "Get-VfioIommuInfo shows the page sizes"),
+        new("BadGranularity", ErrorKind.InvalidArgument, "-Granularity is not a multiple of the bitmap's page size", "give a multiple of the page size, such as 2MB"),
         new("BadInterval", ErrorKind.InvalidArgument, "-Interval not positive, or longer than -Duration", "a shorter -Interval"),
         new("NoDeviceDmaLogging", ErrorKind.NotImplemented, "the device does not log its own DMA (VFIO_DEVICE_FEATURE_DMA_LOGGING_START answers ENOTTY)", "track the container instead: Start-DirtyTracking without -Device"),
         new("DeviceLogNotStarted", ErrorKind.InvalidOperation, "the device's DMA log is not running", "Start-DirtyTracking -Device <name>"),

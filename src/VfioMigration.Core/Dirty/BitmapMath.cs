@@ -96,58 +96,115 @@ public static class BitmapMath
         }
     }
 
-    /// <summary>
-    /// Runs of set bits in the first <paramref name="bitCount"/> bits, as (first bit, length), skipping
-    /// zero words and crossing all-ones words a word at a time.
-    /// </summary>
-    public static void ForEachRun(ReadOnlySpan<ulong> words, ulong bitCount, RunVisitor visitor)
-    {
-        ulong runStart = 0;
-        bool inRun = false;
-        int wordCount = (int)((bitCount + 63) / 64);
-        for (int w = 0; w < wordCount; w++)
-        {
-            ulong word = words[w];
-            if (w == wordCount - 1 && bitCount % 64 != 0) word &= (1UL << (int)(bitCount % 64)) - 1;
-            ulong wordBase = (ulong)w * 64;
-            if (word == 0)
-            {
-                if (inRun) { visitor(runStart, wordBase - runStart); inRun = false; }
-                continue;
-            }
-            if (word == ulong.MaxValue)
-            {
-                if (!inRun) { runStart = wordBase; inRun = true; }
-                continue;
-            }
-            int bit = 0;
-            while (bit < 64)
-            {
-                if (inRun)
-                {
-                    // Find the first zero at or after bit.
-                    ulong zeros = ~word >> bit;
-                    if (zeros == 0) { bit = 64; break; }
-                    bit += BitOperations.TrailingZeroCount(zeros);
-                    visitor(runStart, wordBase + (ulong)bit - runStart);
-                    inRun = false;
-                }
-                else
-                {
-                    ulong ones = word >> bit;
-                    if (ones == 0) break;
-                    bit += BitOperations.TrailingZeroCount(ones);
-                    runStart = wordBase + (ulong)bit;
-                    inRun = true;
-                }
-            }
-        }
-        if (inRun) visitor(runStart, bitCount - runStart);
-    }
-
-    /// <summary>Receives one run of set bits.</summary>
-    public delegate void RunVisitor(ulong firstBit, ulong length);
-
     /// <summary>The words of a byte buffer the kernel filled (little-endian host).</summary>
     public static ReadOnlySpan<ulong> AsWords(ReadOnlySpan<byte> bytes) => MemoryMarshal.Cast<byte, ulong>(bytes);
 }
+
+/// <summary>A run of set bits: its first bit and its length in bits.</summary>
+public readonly record struct BitRun(ulong FirstBit, ulong Length);
+
+/// <summary>
+/// Finds the runs of set bits of a bitmap in one scan and counts its set bits on the way, a batch at a
+/// time: <see cref="Read"/> fills a caller's buffer and picks up where it stopped, so runs can be streamed
+/// in bounded memory. Long stretches of zero words (outside a run) and of all-ones words (inside one) are
+/// skipped with vectorised searches (IndexOfAnyExcept uses Vector512/256/128 where the CPU has them);
+/// a word with both is walked with trailing-zero counts, one step per transition. No callback per run.
+/// </summary>
+public sealed class BitRunScanner
+{
+    private readonly ulong _bits;
+    private readonly int _words;
+    private readonly int _fullWords;
+    private int _w;
+    private int _bit;
+    private bool _entered;
+    private bool _inRun;
+    private ulong _runStart;
+
+    /// <param name="bitCount">Bits of the bitmap to scan (bits past it in the last word are ignored).</param>
+    public BitRunScanner(ulong bitCount)
+    {
+        _bits = bitCount;
+        _words = checked((int)((bitCount + 63) / 64));
+        _fullWords = (int)(bitCount / 64);
+    }
+
+    /// <summary>Set bits passed so far; once <see cref="Done"/>, the bitmap's population count.</summary>
+    public ulong SetBits { get; private set; }
+
+    /// <summary>The whole bitmap was scanned and every run returned.</summary>
+    public bool Done { get; private set; }
+
+    /// <summary>
+    /// Writes the next runs of <paramref name="words"/> (the same bitmap every call) into
+    /// <paramref name="output"/>; returns how many. Fewer than the buffer holds only at the end (0 once done).
+    /// </summary>
+    public int Read(ReadOnlySpan<ulong> words, Span<BitRun> output)
+    {
+        int n = 0;
+        while (n < output.Length)
+        {
+            if (_w >= _words)
+            {
+                if (_inRun)
+                {
+                    output[n++] = new BitRun(_runStart, _bits - _runStart);
+                    _inRun = false;
+                }
+                Done = true;
+                break;
+            }
+            if (!_entered)
+            {
+                // At a word boundary: skip the words that continue the current state in bulk.
+                if (_w < _fullWords)
+                {
+                    var rest = words.Slice(_w, _fullWords - _w);
+                    int skip = _inRun ? rest.IndexOfAnyExcept(ulong.MaxValue) : rest.IndexOfAnyExcept(0UL);
+                    if (skip < 0) skip = rest.Length;
+                    if (_inRun) SetBits += (ulong)skip * 64;
+                    _w += skip;
+                    if (_w >= _words) continue;
+                }
+                _entered = true;
+                SetBits += (ulong)BitOperations.PopCount(Word(words, _w));
+            }
+            ulong word = Word(words, _w);
+            ulong wordBase = (ulong)_w * 64;
+            if (_inRun)
+            {
+                ulong zeros = ~word >> _bit;
+                if (zeros == 0) { NextWord(); continue; }
+                _bit += BitOperations.TrailingZeroCount(zeros);
+                ulong end = Math.Min(wordBase + (ulong)_bit, _bits);
+                output[n++] = new BitRun(_runStart, end - _runStart);
+                _inRun = false;
+            }
+            else
+            {
+                ulong ones = word >> _bit;
+                if (ones == 0) { NextWord(); continue; }
+                _bit += BitOperations.TrailingZeroCount(ones);
+                _runStart = wordBase + (ulong)_bit;
+                _inRun = true;
+            }
+        }
+        return n;
+    }
+
+    /// <summary>Word <paramref name="w"/>, with the bits past the bitmap's end cleared.</summary>
+    private ulong Word(ReadOnlySpan<ulong> words, int w)
+    {
+        ulong word = words[w];
+        if (w == _fullWords) word &= (1UL << (int)(_bits % 64)) - 1;
+        return word;
+    }
+
+    private void NextWord()
+    {
+        _w++;
+        _bit = 0;
+        _entered = false;
+    }
+}
+

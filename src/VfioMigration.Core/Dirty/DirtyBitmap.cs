@@ -52,7 +52,6 @@ public sealed class DirtyBitmap
         HostKind = hostKind;
         Host = host;
         Timestamp = timestamp;
-        DirtyPages = BitmapMath.PopCount(words, Pages);
     }
 
     /// <summary>First byte of the range.</summary>
@@ -67,8 +66,18 @@ public sealed class DirtyBitmap
     /// <summary>Pages covered (bits).</summary>
     public ulong Pages { get; }
 
-    /// <summary>Pages that read dirty.</summary>
-    public ulong DirtyPages { get; }
+    /// <summary>Pages that read dirty (counted on first use, or while the runs are enumerated: one pass either way).</summary>
+    public ulong DirtyPages
+    {
+        get
+        {
+            if (_dirtyPages is not { } n) _dirtyPages = n = BitmapMath.PopCount(_words, Pages);
+            return n;
+        }
+    }
+
+    // Set once; two threads that both count write the same value.
+    private ulong? _dirtyPages;
 
     /// <summary>DirtyPages × PageSize.</summary>
     public ulong DirtyBytes => DirtyPages * PageSize;
@@ -100,13 +109,70 @@ public sealed class DirtyBitmap
     }
 
     /// <summary>The dirty pages as contiguous runs, in IOVA order.</summary>
-    public IReadOnlyList<DirtyRange> GetDirtyRanges()
+    public IReadOnlyList<DirtyRange> GetDirtyRanges() => new List<DirtyRange>(EnumerateDirtyRanges());
+
+    /// <summary>
+    /// The dirty pages as contiguous runs, in IOVA order, found as they are enumerated (a batch of runs at a
+    /// time: memory stays bounded however many runs there are). With <paramref name="granularity"/> (bytes,
+    /// a multiple of the page size), the bitmap is seen in blocks of that size: each range is a stretch of
+    /// adjacent blocks holding at least one dirty page, aligned to the blocks (the last one clipped to the
+    /// bitmap), and its Pages counts the dirty pages in it.
+    /// </summary>
+    public IEnumerable<DirtyRange> EnumerateDirtyRanges(ulong granularity = 0)
     {
-        var runs = new List<DirtyRange>();
-        ulong iova = Iova.Value, page = PageSize;
-        BitmapMath.ForEachRun(_words, Pages, (first, length) =>
-            runs.Add(new DirtyRange { Iova = iova + first * page, Size = length * page, Pages = length }));
-        return runs;
+        ulong blockPages = 1;
+        if (granularity != 0)
+        {
+            if (granularity % PageSize != 0)
+                throw new VfioRuleException("BadGranularity", $"a granularity of 0x{granularity:x} bytes is not a multiple of the page size 0x{PageSize:x}.");
+            blockPages = granularity / PageSize;
+        }
+        return Enumerate(blockPages);
+    }
+
+    private IEnumerable<DirtyRange> Enumerate(ulong blockPages)
+    {
+        var scanner = new BitRunScanner(Pages);
+        var batch = new BitRun[RunBatch];
+        ulong first = 0, end = 0, dirty = 0;
+        bool open = false;
+        while (true)
+        {
+            int n = scanner.Read(_words, batch);
+            for (int i = 0; i < n; i++)
+            {
+                var run = batch[i];
+                if (blockPages == 1)
+                {
+                    yield return Range(run.FirstBit, run.Length, run.Length);
+                    continue;
+                }
+                ulong b0 = run.FirstBit / blockPages, b1 = (run.FirstBit + run.Length - 1) / blockPages + 1;
+                if (open && b0 <= end)
+                {
+                    end = Math.Max(end, b1);
+                    dirty += run.Length;
+                    continue;
+                }
+                if (open) yield return Block(first, end, dirty, blockPages);
+                (first, end, dirty, open) = (b0, b1, run.Length, true);
+            }
+            if (scanner.Done) break;
+        }
+        if (open) yield return Block(first, end, dirty, blockPages);
+        _dirtyPages ??= scanner.SetBits;
+    }
+
+    // Runs handed out per scan step: 64 KiB of them, whatever the bitmap's size.
+    private const int RunBatch = 4096;
+
+    private DirtyRange Range(ulong firstPage, ulong pages, ulong dirty) =>
+        new() { Iova = Iova.Value + firstPage * PageSize, Size = pages * PageSize, Pages = dirty };
+
+    private DirtyRange Block(ulong firstBlock, ulong endBlock, ulong dirty, ulong blockPages)
+    {
+        ulong firstPage = firstBlock * blockPages, endPage = Math.Min(endBlock * blockPages, Pages);
+        return Range(firstPage, endPage - firstPage, dirty);
     }
 
     public override string ToString() => $"{Iova}+0x{Size:x}: {DirtyPages}/{Pages} dirty";

@@ -12,9 +12,12 @@ public readonly record struct BitmapCall(ulong Iova, ulong Size)
 
 /// <summary>
 /// The kernel's arithmetic for reading dirty pages, done before any call: which GET_BITMAP calls cover a
-/// requested range. Each call covers whole mappings (the kernel refuses a range that bisects one),
-/// clubs adjacent mappings into one call, skips gaps between mappings (nothing there can be dirty), and
-/// never asks for more bitmap than the kernel returns per call (max_dirty_bitmap_size, 256 MiB).
+/// requested range. Each call covers whole mappings (the kernel refuses a range that bisects one) and
+/// never asks for more bitmap than the kernel returns per call (max_dirty_bitmap_size, 256 MiB). The rule
+/// for gaps: consecutive mappings share one call, across the gaps between them, as long as the call stays
+/// within that limit. A gap costs the kernel nothing (it walks mappings, not pages) and its bits are part
+/// of the result the caller allocates anyway, zeroed; a call costs a system call. So a range read needs
+/// ceil(bitmap bytes / 256 MiB) calls at best, and one more only where a single mapping would not fit.
 /// </summary>
 public static class DirtyBitmapPlan
 {
@@ -47,7 +50,10 @@ public static class DirtyBitmapPlan
                     $"the mapping 0x{mIova:x}+0x{mSize:x} has {mSize / pageSize} pages of 0x{pageSize:x} bytes, more than the {maxPages} one bitmap call can return " +
                     $"(max_dirty_bitmap_size {maxBitmapBytes} bytes), and the kernel does not read part of a mapping.");
             }
-            if (inRun && mIova == runEnd && (mEnd - runStart) / pageSize <= maxPages)
+            // Joined to the call before it, across a gap too, while the call stays within what one call
+            // returns: the kernel accepts a range that starts and ends on mapping boundaries whatever lies
+            // between (a gap's bits come back 0), and the gap's bits are part of the result anyway.
+            if (inRun && (mEnd - runStart) / pageSize <= maxPages)
             {
                 runEnd = mEnd;
                 continue;

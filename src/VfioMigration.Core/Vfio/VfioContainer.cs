@@ -1,8 +1,8 @@
 using System;
+using System.Runtime.InteropServices;
 using System.Collections.Generic;
 using System.Linq;
 using System.Threading;
-using Microsoft.Extensions.ObjectPool;
 using VfioMigration.Core.Dirty;
 using VfioMigration.Core.Kernel;
 using VfioMigration.Core.Native;
@@ -16,8 +16,6 @@ namespace VfioMigration.Core.Vfio;
 /// </summary>
 public sealed class VfioContainer : IDisposable
 {
-    private static readonly ObjectPool<BitmapScratch> s_scratch = new DefaultObjectPool<BitmapScratch>(new BitmapScratchPolicy());
-
     private readonly List<VfioGroupHandle> _groups = new();
     private readonly List<DmaMapping> _mappings = new();
     private readonly Dictionary<string, VfioDevice> _devices = new(StringComparer.OrdinalIgnoreCase);
@@ -356,22 +354,13 @@ public sealed class VfioContainer : IDisposable
         ulong bytes = VfioConstants.DIRTY_BITMAP_BYTES(pages);
         if (bytes > info.MaxDirtyBitmapSize)
             throw new VfioRuleException("MappingTooLargeForOneCall", $"the mapping {mapping} needs {bytes} bytes of bitmap, more than the kernel returns in one call ({info.MaxDirtyBitmapSize}).");
-        var scratch = s_scratch.Get();
-        try
-        {
-            var buffer = scratch.Rent((long)bytes);
-            Span<byte> arg = stackalloc byte[StructBytes.SizeOf<vfio_iommu_type1_dma_unmap>() + StructBytes.SizeOf<vfio_bitmap>()];
-            StructBytes.Write(arg, new vfio_iommu_type1_dma_unmap { argsz = (uint)arg.Length, flags = VfioConstants.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, iova = mapping.Iova, size = mapping.Size });
-            StructBytes.Write(arg, new vfio_bitmap { pgsize = info.DirtyPageSize, size = bytes, data = buffer.Address }, StructBytes.SizeOf<vfio_iommu_type1_dma_unmap>());
-            Host.Ioctl(Fd, VfioIoctl.VFIO_IOMMU_UNMAP_DMA, arg, $"{mapping} with GET_DIRTY_BITMAP");
-            var words = new ulong[BitmapMath.WordsFor(pages)];
-            BitmapMath.AsWords(buffer.Slice(0, (int)bytes)).CopyTo(words);
-            return new DirtyBitmap(mapping.Iova, mapping.Size, info.DirtyPageSize, words, Scope, Host.Kind, Host.Description, DateTimeOffset.Now);
-        }
-        finally
-        {
-            s_scratch.Return(scratch);
-        }
+        // Written by the kernel straight into the result (zeroed, pinned): the unmapped range starts at bit 0.
+        var words = GC.AllocateArray<ulong>(checked((int)BitmapMath.WordsFor(pages)), pinned: true);
+        Span<byte> arg = stackalloc byte[StructBytes.SizeOf<vfio_iommu_type1_dma_unmap>() + StructBytes.SizeOf<vfio_bitmap>()];
+        StructBytes.Write(arg, new vfio_iommu_type1_dma_unmap { argsz = (uint)arg.Length, flags = VfioConstants.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, iova = mapping.Iova, size = mapping.Size });
+        StructBytes.Write(arg, new vfio_bitmap { pgsize = info.DirtyPageSize, size = bytes, data = (ulong)Marshal.UnsafeAddrOfPinnedArrayElement(words, 0) }, StructBytes.SizeOf<vfio_iommu_type1_dma_unmap>());
+        Host.Ioctl(Fd, VfioIoctl.VFIO_IOMMU_UNMAP_DMA, arg, $"{mapping} with GET_DIRTY_BITMAP");
+        return new DirtyBitmap(mapping.Iova, mapping.Size, info.DirtyPageSize, words, Scope, Host.Kind, Host.Description, DateTimeOffset.Now);
     }
 
     /// <summary>VFIO_IOMMU_DIRTY_PAGES START: the kernel records dirty pages from now on.</summary>
@@ -426,41 +415,61 @@ public sealed class VfioContainer : IDisposable
             ulong page = info.DirtyPageSize;
             var calls = DirtyBitmapPlan.PlanSorted(_ranges, iova, size, page, info.MaxDirtyBitmapSize);
             ulong pages = size / page;
-            var words = new ulong[BitmapMath.WordsFor(pages)];
+            // The result itself is what the kernel writes into: allocated zeroed (the kernel ORs into the first
+            // word of a mapping that does not start on a word boundary, and writes nothing for the gaps
+            // between mappings, whose bits must read 0) and pinned, so its address holds during the calls.
+            var words = GC.AllocateArray<ulong>(checked((int)BitmapMath.WordsFor(pages)), pinned: true);
             ulong done = 0, total = 0;
             foreach (var call in calls) total += call.Size;
-            var scratch = s_scratch.Get();
+            Span<byte> arg = stackalloc byte[StructBytes.SizeOf<vfio_iommu_type1_dirty_bitmap>() + StructBytes.SizeOf<vfio_iommu_type1_dirty_bitmap_get>()];
+            NativeBuffer? scratch = null;
             try
             {
-                Span<byte> arg = stackalloc byte[StructBytes.SizeOf<vfio_iommu_type1_dirty_bitmap>() + StructBytes.SizeOf<vfio_iommu_type1_dirty_bitmap_get>()];
                 foreach (var call in calls)
                 {
                     cancel.ThrowIfCancellationRequested();
                     ulong callPages = call.Size / page;
                     ulong bytes = VfioConstants.DIRTY_BITMAP_BYTES(callPages);
-                    var buffer = scratch.Rent((long)bytes);
-                    // The kernel ORs into the first word it writes when a mapping does not start on a
-                    // 64-page boundary of the request: the buffer must be zero before every call.
-                    buffer.Clear((long)bytes);
+                    ulong firstBit = (call.Iova - iova) / page;
+                    // A call that starts on a word of the result is written in place. One that does not (a
+                    // mapping that starts mid-word, after a gap too large for one call) is read into a zeroed
+                    // scratch buffer and ORed in at its bit.
+                    bool inPlace = firstBit % 64 == 0;
+                    ulong data;
+                    if (inPlace)
+                    {
+                        data = (ulong)Marshal.UnsafeAddrOfPinnedArrayElement(words, checked((int)(firstBit / 64)));
+                    }
+                    else
+                    {
+                        if (scratch is null || scratch.Length < (long)bytes)
+                        {
+                            scratch?.Dispose();
+                            scratch = new NativeBuffer((long)bytes);
+                        }
+                        scratch.Clear((long)bytes);
+                        data = scratch.Address;
+                    }
                     StructBytes.Write(arg, new vfio_iommu_type1_dirty_bitmap { argsz = (uint)arg.Length, flags = VfioConstants.VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP });
                     StructBytes.Write(arg, new vfio_iommu_type1_dirty_bitmap_get
                     {
                         iova = call.Iova,
                         size = call.Size,
-                        bitmap = new vfio_bitmap { pgsize = page, size = bytes, data = buffer.Address },
+                        bitmap = new vfio_bitmap { pgsize = page, size = bytes, data = data },
                     }, StructBytes.SizeOf<vfio_iommu_type1_dirty_bitmap>());
                     // The call's description is built only for a trace or an error: a repeated query allocates nothing else.
                     string? detail = Host.Trace is null ? null : Describe(call);
                     int rc = Host.TryIoctl(Fd, VfioIoctl.VFIO_IOMMU_DIRTY_PAGES, arg, detail);
                     if (rc < 0) throw new VfioNativeException(VfioIoctl.VFIO_IOMMU_DIRTY_PAGES.Name, -rc, Fd.Target, detail ?? Describe(call));
-                    BitmapMath.OrBits(words, (call.Iova - iova) / page, BitmapMath.AsWords(buffer.Slice(0, (int)bytes)), callPages);
+                    if (!inPlace) BitmapMath.OrBits(words, firstBit, BitmapMath.AsWords(scratch!.Slice(0, (int)bytes)), callPages);
                     done += call.Size;
                     progress?.Invoke(done, total);
                 }
             }
             finally
             {
-                s_scratch.Return(scratch);
+                // Scratch lives for one query only: nothing large is kept between queries.
+                scratch?.Dispose();
             }
             return new DirtyBitmap(iova, size, page, words, Scope, Host.Kind, Host.Description, DateTimeOffset.Now);
         }
@@ -509,29 +518,4 @@ public sealed class VfioContainer : IDisposable
 
     public override string ToString() => $"container {Id}";
 
-    /// <summary>A growable native buffer for bitmaps the kernel writes, pooled so repeated queries allocate nothing.</summary>
-    private sealed class BitmapScratch : IDisposable
-    {
-        private NativeBuffer? _buffer;
-
-        public NativeBuffer Rent(long bytes)
-        {
-            if (_buffer is null || _buffer.Length < bytes)
-            {
-                _buffer?.Dispose();
-                _buffer = new NativeBuffer(Math.Max(bytes, 4096));
-            }
-            return _buffer;
-        }
-
-        public void Dispose() => _buffer?.Dispose();
-    }
-
-    private sealed class BitmapScratchPolicy : PooledObjectPolicy<BitmapScratch>
-    {
-        public override BitmapScratch Create() => new();
-
-        // Very large buffers (a 1 TiB guest needs 32 MiB) are not kept between queries of different containers.
-        public override bool Return(BitmapScratch obj) => true;
-    }
 }

@@ -9,7 +9,8 @@ namespace VfioMigration.Commands;
 
 /// <summary>
 /// Reads the dirty pages of a range of IOVA (VFIO_IOMMU_DIRTY_PAGES GET_BITMAP). Reading clears the
-/// kernel's record of those pages: the bitmap returned is then the only copy.
+/// kernel's record of those pages: the bitmap returned is then the only copy. The kernel writes straight
+/// into the bitmap returned; -AsRange and -Granularity stream its runs.
 /// </summary>
 [Cmdlet(VerbsCommon.Get, "DirtyBitmap", DefaultParameterSetName = InputObjectParameterSet)]
 [OutputType(typeof(DirtyBitmap), typeof(DirtyRange))]
@@ -35,9 +36,14 @@ public sealed class GetDirtyBitmapCommand : ContainerCmdlet
     [NumberTransformation]
     public ulong? Size { get; set; }
 
-    /// <summary>Return the dirty pages as contiguous runs (DirtyRange objects) instead of the bitmap.</summary>
+    /// <summary>Return the dirty pages as contiguous runs (DirtyRange objects) instead of the bitmap, written as they are found.</summary>
     [Parameter]
     public SwitchParameter AsRange { get; set; }
+
+    /// <summary>Return ranges of blocks of this many bytes (e.g. 2MB) that hold dirty pages; implies -AsRange.</summary>
+    [Parameter]
+    [NumberTransformation]
+    public ulong? Granularity { get; set; }
 
     #endregion
 
@@ -51,9 +57,7 @@ public sealed class GetDirtyBitmapCommand : ContainerCmdlet
             if (device is null) return;
             try
             {
-                var bitmap = DeviceDirtyLog.Read(device, Iova, Size);
-                if (AsRange) WriteObject(bitmap.GetDirtyRanges(), enumerateCollection: true);
-                else WriteObject(bitmap);
+                WriteResult(DeviceDirtyLog.Read(device, Iova, Size));
             }
             catch (Exception e) when (IsVfioError(e))
             {
@@ -81,8 +85,7 @@ public sealed class GetDirtyBitmapCommand : ContainerCmdlet
                 }, StopToken);
                 progress.RecordType = ProgressRecordType.Completed;
                 WriteProgress(progress);
-                if (AsRange) WriteObject(bitmap.GetDirtyRanges(), enumerateCollection: true);
-                else WriteObject(bitmap);
+                WriteResult(bitmap);
             }
             catch (OperationCanceledException)
             {
@@ -92,6 +95,22 @@ public sealed class GetDirtyBitmapCommand : ContainerCmdlet
             {
                 WriteError(ErrorFor(e, $"container {c.Id} 0x{iova:x}+0x{size:x}"));
             }
+        }
+    }
+
+    /// <summary>The bitmap, or its ranges one by one as the scan finds them (a huge bitmap's runs are never all held at once).</summary>
+    private void WriteResult(DirtyBitmap bitmap)
+    {
+        if (!AsRange && Granularity is null)
+        {
+            WriteObject(bitmap);
+            return;
+        }
+        if (Granularity == 0) throw new VfioRuleException("BadGranularity", "-Granularity 0 has no blocks: give a multiple of the page size, such as 2MB.");
+        foreach (var range in bitmap.EnumerateDirtyRanges(Granularity ?? 0))
+        {
+            StopToken.ThrowIfCancellationRequested();
+            WriteObject(range);
         }
     }
 }

@@ -66,26 +66,74 @@ public class BitmapMathTests
         }
     }
 
-    [Theory]
-    [InlineData(2, 0.5)]
-    [InlineData(4, 0.97)]
-    [InlineData(5, 0.02)]
-    public void RunsAreExactlyTheMaximalStretchesOfSetBits(int seed, double density)
+    public static TheoryData<string, int, ulong> RunPatterns()
     {
-        var w = Random(10, seed, density);
-        w[3] = ulong.MaxValue; w[4] = ulong.MaxValue; w[6] = 0;
-        ulong bits = 10 * 64 - 13;
-        var runs = new List<(ulong, ulong)>();
-        BitmapMath.ForEachRun(w, bits, (f, l) => runs.Add((f, l)));
-        var naive = new List<(ulong, ulong)>();
+        var data = new TheoryData<string, int, ulong>();
+        foreach (string pattern in new[] { "empty", "full", "sparse", "half", "dense", "clustered", "alternating", "long-runs" })
+            foreach (int batch in new[] { 1, 3, 4096 })
+                foreach (ulong bits in new ulong[] { 1, 63, 64, 65, 64 * 40, 64 * 300 - 13, 64 * 1000 + 1 })
+                    data.Add(pattern, batch, bits);
+        return data;
+    }
+
+    private static ulong[] PatternWords(string pattern, ulong bits)
+    {
+        int n = (int)((bits + 63) / 64);
+        var r = new Random(pattern.GetHashCode(StringComparison.Ordinal) ^ (int)bits);
+        var w = new ulong[n + 1];
+        w[n] = ulong.MaxValue; // past the bitmap's words: never read
+        for (int i = 0; i < n; i++)
+        {
+            w[i] = pattern switch
+            {
+                "empty" => 0,
+                "full" => ulong.MaxValue,
+                "sparse" => r.Next(100) == 0 ? 1UL << r.Next(64) : 0,
+                "half" => (ulong)r.NextInt64() ^ ((ulong)r.Next() << 63),
+                "dense" => ~(r.Next(50) == 0 ? 1UL << r.Next(64) : 0UL),
+                "alternating" => 0x5555555555555555UL,
+                "long-runs" => (i / 7) % 2 == 0 ? ulong.MaxValue : i % 7 == 3 ? 0xff00UL : 0,
+                _ => 0,
+            };
+        }
+        if (pattern == "clustered")
+            for (ulong k = (ulong)r.Next(200); k < bits; k += 200 + (ulong)r.Next(100))
+                for (ulong j = k; j < Math.Min(bits, k + 64); j++) w[j / 64] |= 1UL << (int)(j % 64);
+        // Bits past the end of the bitmap in its last word are set: the scanner must ignore them.
+        if (bits % 64 != 0) w[n - 1] |= ~((1UL << (int)(bits % 64)) - 1);
+        return w;
+    }
+
+    [Theory]
+    [MemberData(nameof(RunPatterns))]
+    public void TheScannerFindsExactlyTheMaximalRunsAndCountsTheBitsInOnePass(string pattern, int batch, ulong bits)
+    {
+        var w = PatternWords(pattern, bits);
+        var naive = new List<BitRun>();
+        ulong count = 0;
         for (ulong k = 0; k < bits;)
         {
             if (!Bit(w, k)) { k++; continue; }
             ulong s = k;
             while (k < bits && Bit(w, k)) k++;
-            naive.Add((s, k - s));
+            naive.Add(new BitRun(s, k - s));
+            count += k - s;
         }
+        var scanner = new BitRunScanner(bits);
+        var output = new BitRun[batch];
+        var runs = new List<BitRun>();
+        int n;
+        do
+        {
+            n = scanner.Read(w, output);
+            Assert.True(n == batch || scanner.Done, "a short batch only at the end");
+            runs.AddRange(output.Take(n));
+        }
+        while (!scanner.Done);
+        Assert.Equal(0, scanner.Read(w, output));
         Assert.Equal(naive, runs);
+        Assert.Equal(count, scanner.SetBits);
+        Assert.Equal(count, BitmapMath.PopCount(w, bits));
     }
 
     [Theory]
@@ -120,6 +168,39 @@ public class DirtyBitmapTests
         Assert.True(b.IsDirty(0x10001fff));
         Assert.False(b.IsDirty(0x10000000));
         Assert.False(b.IsDirty(0x20000000));
+    }
+
+    [Fact]
+    public void AGranularitySeesTheBitmapInBlocksAndCountsTheDirtyPagesInEach()
+    {
+        // Pages 1-3, 63-64, 600 and 1023 of 1024 dirty; blocks of 512 pages (2 MiB).
+        var words = new ulong[16];
+        foreach (int p in new[] { 1, 2, 3, 63, 64, 600, 1023 }) words[p / 64] |= 1UL << (p % 64);
+        var b = new DirtyBitmap(0x40000000, 1024 * 4096UL, 4096, words, DirtyScope.PinnedPages, VfioMigration.Core.Kernel.HostKind.Simulated, "sim", DateTimeOffset.UnixEpoch);
+        var blocks = b.EnumerateDirtyRanges(2 * 1024 * 1024).ToList();
+        var only = Assert.Single(blocks);   // blocks 0 and 1 are adjacent: one range
+        Assert.Equal((0x40000000UL, 4UL * 1024 * 1024, 7UL), (only.Iova.Value, only.Size, only.Pages));
+        var small = b.EnumerateDirtyRanges(64 * 4096).Select(r => (r.Iova.Value - 0x40000000, r.Size / 4096, r.Pages)).ToList();
+        Assert.Equal(new[] { (0UL, 128UL, 5UL), (576UL * 4096, 64UL, 1UL), (960UL * 4096, 64UL, 1UL) }, small);
+        Assert.Equal("BadGranularity", Assert.Throws<VfioRuleException>(() => b.EnumerateDirtyRanges(1000)).RuleId);
+    }
+
+    [Fact]
+    public void TheLastBlockIsClippedToTheBitmap()
+    {
+        var words = new ulong[] { 1UL << 9 };
+        var b = new DirtyBitmap(0, 10 * 4096UL, 4096, words, DirtyScope.PinnedPages, VfioMigration.Core.Kernel.HostKind.Simulated, "sim", DateTimeOffset.UnixEpoch);
+        var only = Assert.Single(b.EnumerateDirtyRanges(8 * 4096));
+        Assert.Equal((8UL * 4096, 2UL * 4096, 1UL), (only.Iova.Value, only.Size, only.Pages));
+    }
+
+    [Fact]
+    public void EnumeratingTheRunsCountsTheDirtyPagesOnTheWay()
+    {
+        var words = new ulong[] { ulong.MaxValue, 0b1011 };
+        var b = new DirtyBitmap(0, 128 * 4096UL, 4096, words, DirtyScope.PinnedPages, VfioMigration.Core.Kernel.HostKind.Simulated, "sim", DateTimeOffset.UnixEpoch);
+        Assert.Equal(new[] { (0UL, 66UL), (67UL, 1UL) }, b.EnumerateDirtyRanges().Select(r => (r.Iova.Value / 4096, r.Pages)));
+        Assert.Equal(67UL, b.DirtyPages);
     }
 }
 

@@ -11,11 +11,20 @@ public class DirtyBitmapPlanTests
     private static readonly (ulong, ulong)[] LabMappings = { (0x10000000, 0x200000), (0x10300000, 0x100000) };
 
     [Fact]
-    public void AdjacentMappingsShareOneCallAndGapsAreSkipped()
+    public void MappingsShareOneCallAcrossTheGapsBetweenThem()
     {
         var maps = new (ulong, ulong)[] { (0x0, 0x100000), (0x100000, 0x100000), (0x400000, 0x1000) };
         var plan = DirtyBitmapPlan.Plan(maps, 0, 0x80000000, 4096, Max);
-        Assert.Equal(new[] { new BitmapCall(0x0, 0x200000), new BitmapCall(0x400000, 0x1000) }, plan);
+        Assert.Equal(new[] { new BitmapCall(0x0, 0x401000) }, plan);
+    }
+
+    [Fact]
+    public void AGapIsSpannedOnlyWhileTheCallStaysWithinOneCallsBitmap()
+    {
+        // 64 bytes of bitmap per call: 512 pages, 2 MiB at 4 KiB.
+        var maps = new (ulong, ulong)[] { (0x0, 0x100000), (0x180000, 0x80000), (0x200000, 0x100000) };
+        var plan = DirtyBitmapPlan.Plan(maps, 0, 0x300000, 4096, 64);
+        Assert.Equal(new[] { new BitmapCall(0x0, 0x200000), new BitmapCall(0x200000, 0x100000) }, plan);
     }
 
     [Fact]
