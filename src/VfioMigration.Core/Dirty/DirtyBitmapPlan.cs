@@ -4,7 +4,7 @@ using System.Linq;
 
 namespace VfioMigration.Core.Dirty;
 
-/// <summary>One VFIO_IOMMU_DIRTY_PAGES GET_BITMAP call of a plan: a range of whole, adjacent mappings.</summary>
+/// <summary>One VFIO_IOMMU_DIRTY_PAGES GET_BITMAP call of a plan: a range of whole mappings and the gaps between them.</summary>
 public readonly record struct BitmapCall(ulong Iova, ulong Size)
 {
     public ulong End => Iova + Size;

@@ -400,7 +400,7 @@ public sealed class VfioContainer : IDisposable
 
     /// <summary>
     /// Reads (and so clears) the dirty pages of a range: the range is cut into GET_BITMAP calls that each
-    /// cover whole, adjacent mappings, skip gaps and stay within the kernel's maximum bitmap per call.
+    /// cover whole mappings and the gaps between them and stay within the kernel's maximum bitmap per call.
     /// <paramref name="progress"/> receives (bytes done, bytes total) after each call.
     /// </summary>
     public DirtyBitmap GetDirtyBitmap(ulong iova, ulong size, Action<ulong, ulong>? progress = null, CancellationToken cancel = default)
