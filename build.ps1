@@ -104,8 +104,20 @@ function Task-Build {
     Write-Step "Build ($Configuration)"
     $publish = Join-Path $Root "obj/publish"
     Remove-Item $publish -Recurse -Force -ErrorAction Ignore
-    Invoke-Native dotnet @('publish', (Join-Path $Root 'src/VfioMigration/VfioMigration.csproj'), '-c', $Configuration,
-        '-o', $publish, '--no-restore', '--nologo', '-v', 'q')
+    # ReadyToRun: the assemblies carry precompiled x64 code beside their IL, so the first dirty-bitmap query of
+    # a session does not wait for the JIT (docs/performance.md P6). Elsewhere the runtime ignores that code
+    # and compiles the IL as before, so the module still loads on every platform; an arm64 build machine
+    # has no x64 compiler to run (the crossgen package is per host) and publishes IL only. The publish
+    # restores for itself: the RID-specific restore must not leave the solution's assets behind it.
+    $publishArgs = @('publish', (Join-Path $Root 'src/VfioMigration/VfioMigration.csproj'), '-c', $Configuration,
+        '-o', $publish, '--nologo', '-v', 'q')
+    if ([Runtime.InteropServices.RuntimeInformation]::OSArchitecture -eq 'X64') {
+        $publishArgs += @('-r', 'linux-x64', '--self-contained', 'false', '-p:PublishReadyToRun=true')
+    }
+    else {
+        Write-Host "Build: $([Runtime.InteropServices.RuntimeInformation]::OSArchitecture) host: publishing IL only (no ReadyToRun)"
+    }
+    Invoke-Native dotnet $publishArgs
 
     # A named list: what the module ships, nothing the publish happens to drop next to it.
     $files = 'VfioMigration.dll', 'VfioMigration.pdb', 'VfioMigration.deps.json',
@@ -115,6 +127,8 @@ function Task-Build {
              'VfioMigration.Linux.dll', 'VfioMigration.Linux.pdb',
              'VfioMigration.Simulation.dll', 'VfioMigration.Simulation.pdb',
              'System.IO.Hashing.dll'
+    # Assemblies an earlier build shipped and this one does not (a dropped dependency) must not linger.
+    Get-ChildItem $ModuleDir -Filter '*.dll' -File -ErrorAction Ignore | Where-Object Name -NotIn $files | Remove-Item -Force
     foreach ($f in $files) {
         $src = Join-Path $publish $f
         if (-not (Test-Path $src)) { throw "The publish output lacks $f" }
@@ -247,6 +261,10 @@ function Task-Bench {
     Invoke-Task Build
     Write-Step 'Bench (numbers for docs/performance.md)'
     Invoke-Native dotnet @('run', '--project', (Join-Path $Root 'tests/Benchmarks/VfioMigration.Benchmarks.csproj'), '-c', 'Release', '--no-restore', '--', 'all')
+    # P6: Get-DirtyBitmap through the cmdlet, in a fresh pwsh, beside the C reference (the library P1 built).
+    $library = Join-Path ([IO.Path]::GetTempPath()) 'vfiomigration-bench/libbitmapref.so'
+    $rc = Invoke-ChildPwsh (Join-Path $Root 'tests/Benchmarks/CmdletBench.ps1') @('-Module', (Join-Path $ModuleDir 'VfioMigration.psd1'), '-ReferenceLibrary', $library)
+    if ($rc -ne 0) { throw "the cmdlet benchmark (P6) failed (exit $rc)" }
     # P5: Import-Module in a fresh pwsh each time (what a user waits for), best and median of 7.
     $times = foreach ($i in 1..7) {
         $ms = & dotnet pwsh -NoProfile -NonInteractive -Command "(Measure-Command { Import-Module '$(Join-Path $Root 'VfioMigration.psd1')' }).TotalMilliseconds"

@@ -1,5 +1,6 @@
 using System;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -64,6 +65,75 @@ public static class BitmapMath
         consumed = vectors.Length * 4;
         return total.GetElement(0) + total.GetElement(1) + total.GetElement(2) + total.GetElement(3);
     }
+
+    /// <summary>
+    /// Set bits and runs of set bits in the first <paramref name="bitCount"/> bits, in one pass: a run starts
+    /// at a set bit whose lower neighbour is clear, so the runs are the population count of
+    /// <c>x &amp; ~((x &lt;&lt; 1) | carry)</c>. With AVX2, 32 bytes of both at a time.
+    /// </summary>
+    public static (ulong Bits, ulong Runs) CountBitsAndRuns(ReadOnlySpan<ulong> words, ulong bitCount)
+    {
+        int full = (int)(bitCount / 64);
+        ulong bits = 0, runs = 0;
+        int i = 0;
+        if (Avx2.IsSupported && full >= 64)
+        {
+            // The first word has no lower neighbour in the bitmap (carry 0): done scalar, then vectors.
+            ulong w0 = words[0];
+            bits += (ulong)BitOperations.PopCount(w0);
+            runs += (ulong)BitOperations.PopCount(w0 & ~(w0 << 1));
+            (ulong b, ulong r) = CountBitsAndRunsAvx2(words.Slice(0, full), out i);
+            bits += b;
+            runs += r;
+        }
+        ulong carry = i == 0 ? 0 : words[i - 1] >> 63;
+        for (; i < full; i++)
+        {
+            ulong x = words[i];
+            bits += (ulong)BitOperations.PopCount(x);
+            runs += (ulong)BitOperations.PopCount(x & ~((x << 1) | carry));
+            carry = x >> 63;
+        }
+        int rest = (int)(bitCount % 64);
+        if (rest != 0)
+        {
+            ulong x = words[full] & ((1UL << rest) - 1);
+            bits += (ulong)BitOperations.PopCount(x);
+            runs += (ulong)BitOperations.PopCount(x & ~((x << 1) | carry));
+        }
+        return (bits, runs);
+    }
+
+    /// <summary>Words 1.. of <paramref name="words"/> four at a time; returns the index after the last word counted.</summary>
+    private static (ulong Bits, ulong Runs) CountBitsAndRunsAvx2(ReadOnlySpan<ulong> words, out int next)
+    {
+        var lookup = Vector256.Create((byte)0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+        var low = Vector256.Create((byte)0x0f);
+        var totalBits = Vector256<ulong>.Zero;
+        var totalRuns = Vector256<ulong>.Zero;
+        int i = 1;
+        while (i + 4 <= words.Length)
+        {
+            // Byte counts stay below 256 for 31 rounds (8 bits each) before they are widened.
+            var byteBits = Vector256<byte>.Zero;
+            var byteRuns = Vector256<byte>.Zero;
+            for (int round = 0; round < 31 && i + 4 <= words.Length; round++, i += 4)
+            {
+                var v = Vector256.Create(words.Slice(i, 4));
+                var lower = Vector256.Create(words.Slice(i - 1, 4));
+                var starts = v & ~(Vector256.ShiftLeft(v, 1) | Vector256.ShiftRightLogical(lower, 63));
+                byteBits += Nibbles(v.AsByte(), lookup, low);
+                byteRuns += Nibbles(starts.AsByte(), lookup, low);
+            }
+            totalBits += Avx2.SumAbsoluteDifferences(byteBits, Vector256<byte>.Zero).AsUInt64();
+            totalRuns += Avx2.SumAbsoluteDifferences(byteRuns, Vector256<byte>.Zero).AsUInt64();
+        }
+        next = i;
+        return (Vector256.Sum(totalBits), Vector256.Sum(totalRuns));
+    }
+
+    private static Vector256<byte> Nibbles(Vector256<byte> x, Vector256<byte> lookup, Vector256<byte> low) =>
+        Avx2.Shuffle(lookup, x & low) + Avx2.Shuffle(lookup, Avx2.ShiftRightLogical(x.AsUInt16(), 4).AsByte() & low);
 
     /// <summary>Words needed for <paramref name="bits"/> bits (the kernel's DIRTY_BITMAP_BYTES / 8).</summary>
     public static long WordsFor(ulong bits) => checked((long)((bits + 63) / 64));
@@ -141,54 +211,70 @@ public sealed class BitRunScanner
     /// </summary>
     public int Read(ReadOnlySpan<ulong> words, Span<BitRun> output)
     {
-        int n = 0;
-        while (n < output.Length)
+        if (output.Length == 0) return 0;
+        // The state lives in locals while scanning (registers, not fields) and is stored back on return.
+        int n = 0, w = _w, bit = _bit;
+        bool entered = _entered, inRun = _inRun;
+        ulong runStart = _runStart, setBits = SetBits;
+        words = words.Slice(0, _words);
+        ref BitRun first = ref MemoryMarshal.GetReference(output);
+        while (true)
         {
-            if (_w >= _words)
+            if (w >= _words)
             {
-                if (_inRun)
+                if (inRun)
                 {
-                    output[n++] = new BitRun(_runStart, _bits - _runStart);
-                    _inRun = false;
+                    output[n++] = new BitRun(runStart, _bits - runStart);
+                    inRun = false;
                 }
                 Done = true;
                 break;
             }
-            if (!_entered)
+            if (!entered)
             {
                 // At a word boundary: skip the words that continue the current state in bulk.
-                if (_w < _fullWords)
+                if (w < _fullWords)
                 {
-                    var rest = words.Slice(_w, _fullWords - _w);
-                    int skip = _inRun ? rest.IndexOfAnyExcept(ulong.MaxValue) : rest.IndexOfAnyExcept(0UL);
+                    var rest = words.Slice(w, _fullWords - w);
+                    int skip = inRun ? rest.IndexOfAnyExcept(ulong.MaxValue) : rest.IndexOfAnyExcept(0UL);
                     if (skip < 0) skip = rest.Length;
-                    if (_inRun) SetBits += (ulong)skip * 64;
-                    _w += skip;
-                    if (_w >= _words) continue;
+                    if (inRun) setBits += (ulong)skip * 64;
+                    w += skip;
+                    if (w >= _words) continue;
                 }
-                _entered = true;
-                SetBits += (ulong)BitOperations.PopCount(Word(words, _w));
+                entered = true;
+                setBits += (ulong)BitOperations.PopCount(Word(words, w));
             }
-            ulong word = Word(words, _w);
-            ulong wordBase = (ulong)_w * 64;
-            if (_inRun)
+            ulong word = Word(words, w);
+            ulong wordBase = (ulong)w * 64;
+            // Every transition of this word: a run's end (first zero) or start (first one) from bit on.
+            while (true)
             {
-                ulong zeros = ~word >> _bit;
-                if (zeros == 0) { NextWord(); continue; }
-                _bit += BitOperations.TrailingZeroCount(zeros);
-                ulong end = Math.Min(wordBase + (ulong)_bit, _bits);
-                output[n++] = new BitRun(_runStart, end - _runStart);
-                _inRun = false;
+                if (inRun)
+                {
+                    ulong zeros = ~word >> bit;
+                    if (zeros == 0) break;
+                    bit += BitOperations.TrailingZeroCount(zeros);
+                    // n < output.Length holds here (checked below after every write): no bounds check per run.
+                    Unsafe.Add(ref first, n++) = new BitRun(runStart, wordBase + (ulong)bit - runStart);
+                    inRun = false;
+                    if (n == output.Length) goto full;
+                }
+                else
+                {
+                    ulong ones = word >> bit;
+                    if (ones == 0) break;
+                    bit += BitOperations.TrailingZeroCount(ones);
+                    runStart = wordBase + (ulong)bit;
+                    inRun = true;
+                }
             }
-            else
-            {
-                ulong ones = word >> _bit;
-                if (ones == 0) { NextWord(); continue; }
-                _bit += BitOperations.TrailingZeroCount(ones);
-                _runStart = wordBase + (ulong)_bit;
-                _inRun = true;
-            }
+            w++;
+            bit = 0;
+            entered = false;
         }
+    full:
+        (_w, _bit, _entered, _inRun, _runStart, SetBits) = (w, bit, entered, inRun, runStart, setBits);
         return n;
     }
 
@@ -198,13 +284,6 @@ public sealed class BitRunScanner
         ulong word = words[w];
         if (w == _fullWords) word &= (1UL << (int)(_bits % 64)) - 1;
         return word;
-    }
-
-    private void NextWord()
-    {
-        _w++;
-        _bit = 0;
-        _entered = false;
     }
 }
 

@@ -71,13 +71,31 @@ public sealed class DirtyBitmap
     {
         get
         {
-            if (_dirtyPages is not { } n) _dirtyPages = n = BitmapMath.PopCount(_words, Pages);
+            if (_dirtyPages is not { } n) (n, _) = Count();
             return n;
         }
     }
 
-    // Set once; two threads that both count write the same value.
+    /// <summary>Contiguous runs of dirty pages: how many ranges -AsRange returns (counted with DirtyPages, in the same pass).</summary>
+    public ulong Runs
+    {
+        get
+        {
+            if (_runs is not { } n) (_, n) = Count();
+            return n;
+        }
+    }
+
+    // Set once; two threads that both count write the same values.
     private ulong? _dirtyPages;
+    private ulong? _runs;
+
+    private (ulong Pages, ulong Runs) Count()
+    {
+        var (pages, runs) = BitmapMath.CountBitsAndRuns(_words, Pages);
+        (_dirtyPages, _runs) = (pages, runs);
+        return (pages, runs);
+    }
 
     /// <summary>DirtyPages × PageSize.</summary>
     public ulong DirtyBytes => DirtyPages * PageSize;
@@ -134,7 +152,7 @@ public sealed class DirtyBitmap
     {
         var scanner = new BitRunScanner(Pages);
         var batch = new BitRun[RunBatch];
-        ulong first = 0, end = 0, dirty = 0;
+        ulong first = 0, end = 0, dirty = 0, runs = 0;
         bool open = false;
         while (true)
         {
@@ -144,6 +162,7 @@ public sealed class DirtyBitmap
                 var run = batch[i];
                 if (blockPages == 1)
                 {
+                    runs++;
                     yield return Range(run.FirstBit, run.Length, run.Length);
                     continue;
                 }
@@ -161,6 +180,7 @@ public sealed class DirtyBitmap
         }
         if (open) yield return Block(first, end, dirty, blockPages);
         _dirtyPages ??= scanner.SetBits;
+        if (blockPages == 1) _runs ??= runs;
     }
 
     // Runs handed out per scan step: 64 KiB of them, whatever the bitmap's size.

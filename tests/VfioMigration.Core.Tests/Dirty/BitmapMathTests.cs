@@ -134,6 +134,24 @@ public class BitmapMathTests
         Assert.Equal(naive, runs);
         Assert.Equal(count, scanner.SetBits);
         Assert.Equal(count, BitmapMath.PopCount(w, bits));
+        Assert.Equal((count, (ulong)naive.Count), BitmapMath.CountBitsAndRuns(w, bits));
+    }
+
+    [Theory]
+    [InlineData(64 * 200 + 7)]
+    [InlineData(64 * 4096)]
+    public void CountingBitsAndRunsInVectorsGivesWhatTheScannerFinds(int bits)
+    {
+        foreach (string pattern in new[] { "half", "alternating", "clustered", "long-runs", "full" })
+        {
+            var w = PatternWords(pattern, (ulong)bits);
+            var scanner = new BitRunScanner((ulong)bits);
+            var output = new BitRun[100];
+            ulong runs = 0;
+            int n;
+            while ((n = scanner.Read(w, output)) > 0) runs += (ulong)n;
+            Assert.Equal((scanner.SetBits, runs), BitmapMath.CountBitsAndRuns(w, (ulong)bits));
+        }
     }
 
     [Theory]
@@ -201,6 +219,7 @@ public class DirtyBitmapTests
         var b = new DirtyBitmap(0, 128 * 4096UL, 4096, words, DirtyScope.PinnedPages, VfioMigration.Core.Kernel.HostKind.Simulated, "sim", DateTimeOffset.UnixEpoch);
         Assert.Equal(new[] { (0UL, 66UL), (67UL, 1UL) }, b.EnumerateDirtyRanges().Select(r => (r.Iova.Value / 4096, r.Pages)));
         Assert.Equal(67UL, b.DirtyPages);
+        Assert.Equal(2UL, b.Runs);
     }
 }
 
