@@ -328,6 +328,20 @@ Describe 'Get-DirtyBitmap -AsRange and -Granularity stream what the scan finds' 
 }
 
 Describe 'A device''s own DMA log (Start-DirtyTracking -Device, Get-DirtyBitmap -Device, Stop-DirtyTracking -Device)' {
+    BeforeAll {
+        # The shipped host as Debian's 6.12 kernel is (no CONFIG_IOMMUFD_DRIVER), the mlx5-style function
+        # logging 2 MiB; returns its name.
+        function Connect-DebianLikeHost {
+            $cfg = Join-Path $TestDrive 'debian.psd1'
+            (Get-Content "$PSScriptRoot/../../module/SimulatedHost.psd1" -Raw) -replace 'IommufdDriver = \$true', 'IommufdDriver = $false' | Set-Content $cfg
+            Connect-VfioHost -Simulated -Configuration $cfg | Out-Null
+            $nic = '0000:3b:00.1'
+            $null = New-VfioContainer -Device $nic
+            $null = New-VfioDmaMapping -Iova 0x10000000 -Size 2MB
+            Start-DirtyTracking -Device $nic
+            $nic
+        }
+    }
     BeforeEach { Connect-VfioHost -Simulated | Out-Null }
     AfterEach { Disconnect-VfioHost }
 
@@ -353,13 +367,7 @@ Describe 'A device''s own DMA log (Start-DirtyTracking -Device, Get-DirtyBitmap 
     }
 
     It 'says why a kernel without CONFIG_IOMMUFD_DRIVER cannot report a device log' {
-        $cfg = Join-Path $TestDrive 'debian.psd1'
-        (Get-Content "$PSScriptRoot/../../module/SimulatedHost.psd1" -Raw) -replace 'IommufdDriver = \$true', 'IommufdDriver = $false' | Set-Content $cfg
-        Connect-VfioHost -Simulated -Configuration $cfg | Out-Null
-        $nic = '0000:3b:00.1'
-        $null = New-VfioContainer -Device $nic
-        $null = New-VfioDmaMapping -Iova 0x10000000 -Size 2MB
-        Start-DirtyTracking -Device $nic
+        $nic = Connect-DebianLikeHost
         Get-DirtyBitmap -Device $nic -ErrorVariable e -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         $e[0].FullyQualifiedErrorId | Should -Be 'DeviceLogReportUnsupported,VfioMigration.Commands.GetDirtyBitmapCommand'
         "$($e[0])" | Should -Match 'CONFIG_IOMMUFD_DRIVER'
@@ -387,13 +395,7 @@ Describe 'A device''s own DMA log (Start-DirtyTracking -Device, Get-DirtyBitmap 
     }
 
     It 'says why Measure-DirtyRate -Device cannot read the log on a kernel without CONFIG_IOMMUFD_DRIVER' {
-        $cfg = Join-Path $TestDrive 'debian.psd1'
-        (Get-Content "$PSScriptRoot/../../module/SimulatedHost.psd1" -Raw) -replace 'IommufdDriver = \$true', 'IommufdDriver = $false' | Set-Content $cfg
-        Connect-VfioHost -Simulated -Configuration $cfg | Out-Null
-        $nic = '0000:3b:00.1'
-        $null = New-VfioContainer -Device $nic
-        $null = New-VfioDmaMapping -Iova 0x10000000 -Size 2MB
-        Start-DirtyTracking -Device $nic
+        $nic = Connect-DebianLikeHost
         Measure-DirtyRate -Device $nic -Duration 00:00:00.200 -Interval 00:00:00.100 -ErrorVariable e -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         $e[0].FullyQualifiedErrorId | Should -Be 'DeviceLogReportUnsupported,VfioMigration.Commands.MeasureDirtyRateCommand'
         Stop-DirtyTracking -Device $nic

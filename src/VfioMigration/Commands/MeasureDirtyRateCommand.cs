@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
 using System.Management.Automation;
@@ -63,14 +64,7 @@ public sealed class MeasureDirtyRateCommand : ContainerCmdlet
                     WriteWarning($"Container {c.Id} holds a device behind the IOMMU: the kernel cannot see its DMA and reports every mapped page dirty on every read, " +
                                  "so these rates are the mapped size per interval, not what the device wrote.");
                 }
-                foreach (var sample in DirtyRateSampler.Sample(c, Interval, Duration, StopToken))
-                {
-                    WriteObject(sample);
-                    progress.PercentComplete = 100 * sample.Iteration / samples;
-                    WriteProgress(progress);
-                }
-                progress.RecordType = ProgressRecordType.Completed;
-                WriteProgress(progress);
+                WriteSamples(DirtyRateSampler.Sample(c, Interval, Duration, StopToken), samples, progress);
             }
             catch (OperationCanceledException)
             {
@@ -83,6 +77,19 @@ public sealed class MeasureDirtyRateCommand : ContainerCmdlet
         }
     }
 
+    /// <summary>Each sample as it is taken, with the progress bar filling toward <paramref name="count"/>.</summary>
+    private void WriteSamples(IEnumerable<DirtyRateSample> samples, int count, ProgressRecord progress)
+    {
+        foreach (var sample in samples)
+        {
+            WriteObject(sample);
+            progress.PercentComplete = 100 * sample.Iteration / count;
+            WriteProgress(progress);
+        }
+        progress.RecordType = ProgressRecordType.Completed;
+        WriteProgress(progress);
+    }
+
     private void MeasureDevice(int samples)
     {
         var device = OpenSessionDevice(Device);
@@ -91,14 +98,7 @@ public sealed class MeasureDirtyRateCommand : ContainerCmdlet
         var progress = new ProgressRecord(2, "Measure-DirtyRate", $"device {Device}");
         try
         {
-            foreach (var sample in DirtyRateSampler.Sample(device, container.Id, Interval, Duration, StopToken))
-            {
-                WriteObject(sample);
-                progress.PercentComplete = 100 * sample.Iteration / samples;
-                WriteProgress(progress);
-            }
-            progress.RecordType = ProgressRecordType.Completed;
-            WriteProgress(progress);
+            WriteSamples(DirtyRateSampler.Sample(device, container.Id, Interval, Duration, StopToken), samples, progress);
         }
         catch (OperationCanceledException)
         {
