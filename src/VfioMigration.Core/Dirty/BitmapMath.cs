@@ -247,25 +247,29 @@ public sealed class BitRunScanner
             }
             ulong word = Word(words, w);
             ulong wordBase = (ulong)w * 64;
-            // Every transition of this word: a run's end (first zero) or start (first one) from bit on.
-            while (true)
+            // Every transition of this word at or after bit: where a bit differs from the one below it (below
+            // bit 0, the state the word was entered in). They alternate between a run's start and its end,
+            // so each is one trailing-zero count and one clear of the lowest bit, whatever the state.
+            ulong transitions = (word ^ ((word << 1) | (inRun ? 1UL : 0UL))) & (ulong.MaxValue << bit);
+            while (transitions != 0)
             {
+                int at = BitOperations.TrailingZeroCount(transitions);
+                transitions &= transitions - 1;
                 if (inRun)
                 {
-                    ulong zeros = ~word >> bit;
-                    if (zeros == 0) break;
-                    bit += BitOperations.TrailingZeroCount(zeros);
                     // n < output.Length holds here (checked below after every write): no bounds check per run.
-                    Unsafe.Add(ref first, n++) = new BitRun(runStart, wordBase + (ulong)bit - runStart);
+                    Unsafe.Add(ref first, n++) = new BitRun(runStart, wordBase + (ulong)at - runStart);
                     inRun = false;
-                    if (n == output.Length) goto full;
+                    if (n == output.Length)
+                    {
+                        if (at == 63) { w++; bit = 0; entered = false; }
+                        else bit = at + 1;
+                        goto full;
+                    }
                 }
                 else
                 {
-                    ulong ones = word >> bit;
-                    if (ones == 0) break;
-                    bit += BitOperations.TrailingZeroCount(ones);
-                    runStart = wordBase + (ulong)bit;
+                    runStart = wordBase + (ulong)at;
                     inRun = true;
                 }
             }
