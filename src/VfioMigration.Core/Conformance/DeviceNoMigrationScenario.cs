@@ -17,22 +17,12 @@ public sealed class DeviceNoMigrationScenario : ConformanceScenario
     public override void Run(ConformanceTarget target, ConformanceRecorder r)
     {
         var host = target.Host;
-        var device = OpenDevice(host, target.IommuGroup!.Value, target.IommuDevice!, r, out var container, out var group);
-        try
-        {
-            if (device is null) return;
-            GetInfo(host, device, r);
-            var probe = Feature(VfioConstants.VFIO_DEVICE_FEATURE_MIGRATION, VfioConstants.VFIO_DEVICE_FEATURE_PROBE | VfioConstants.VFIO_DEVICE_FEATURE_GET, 8);
-            r.Result("PROBE MIGRATION", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, probe));
-            var get = Feature(VfioConstants.VFIO_DEVICE_FEATURE_MIGRATION, VfioConstants.VFIO_DEVICE_FEATURE_GET, 8);
-            r.Result("GET MIGRATION", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, get));
-        }
-        finally
-        {
-            // The device first, as a VMM closes it: the group and container outlive it.
-            device?.Dispose();
-            group.Dispose();
-            container.Dispose();
-        }
+        using var opened = OpenDevice(host, target.IommuGroup!.Value, target.IommuDevice!, r);
+        if (opened.Device is not { } device) return;
+        GetInfo(host, device, r);
+        var probe = Feature(VfioConstants.VFIO_DEVICE_FEATURE_MIGRATION, VfioConstants.VFIO_DEVICE_FEATURE_PROBE | VfioConstants.VFIO_DEVICE_FEATURE_GET, 8);
+        r.Result("PROBE MIGRATION", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, probe));
+        var get = Feature(VfioConstants.VFIO_DEVICE_FEATURE_MIGRATION, VfioConstants.VFIO_DEVICE_FEATURE_GET, 8);
+        r.Result("GET MIGRATION", host.TryIoctl(device, VfioIoctl.VFIO_DEVICE_FEATURE, get));
     }
 }

@@ -13,16 +13,31 @@ internal static class DeviceScenarioCalls
 {
     private const int ReadChunk = 4096;
 
-    /// <summary>A container with the group attached and TYPE1v2 set, then the device fd (kernel-interface.md lab 7.1 "== group", GET_DEVICE_FD).</summary>
-    public static SafeFd? OpenDevice(VfioHost host, int group, string device, ConformanceRecorder r, out SafeFd container, out SafeFd groupFd)
+    /// <summary>
+    /// A container with the group attached and TYPE1v2 set, then the device fd (kernel-interface.md lab 7.1
+    /// "== group", GET_DEVICE_FD). Disposing it closes the device first, as a VMM does, then the group and
+    /// the container.
+    /// </summary>
+    public static OpenedDevice OpenDevice(VfioHost host, int group, string device, ConformanceRecorder r)
     {
-        container = host.Open(VfioHost.ContainerPath);
-        groupFd = host.Open($"/dev/vfio/{group.ToString(CultureInfo.InvariantCulture)}");
+        var container = host.Open(VfioHost.ContainerPath);
+        var groupFd = host.Open($"/dev/vfio/{group.ToString(CultureInfo.InvariantCulture)}");
         r.Result("VFIO_GROUP_SET_CONTAINER", host.TryIoctl(groupFd, VfioIoctl.VFIO_GROUP_SET_CONTAINER, BitConverter.GetBytes(container.Number)));
         r.Result("VFIO_SET_IOMMU(TYPE1v2)", host.TryIoctlValue(container, VfioIoctl.VFIO_SET_IOMMU, VfioConstants.VFIO_TYPE1v2_IOMMU));
         int fd = host.TryIoctl(groupFd, VfioIoctl.VFIO_GROUP_GET_DEVICE_FD, VfioHost.CString(device));
         r.Record("VFIO_GROUP_GET_DEVICE_FD", FdAnswer(fd));
-        return fd >= 0 ? host.Adopt(fd, device) : null;
+        return new OpenedDevice(container, groupFd, fd >= 0 ? host.Adopt(fd, device) : null);
+    }
+
+    /// <summary>A device a scenario opened with its group and container (Device null when GET_DEVICE_FD failed).</summary>
+    public sealed record OpenedDevice(SafeFd Container, SafeFd Group, SafeFd? Device) : IDisposable
+    {
+        public void Dispose()
+        {
+            Device?.Dispose();
+            Group.Dispose();
+            Container.Dispose();
+        }
     }
 
     /// <summary>VFIO_DEVICE_GET_INFO with argsz 16 (the fields every kernel fills).</summary>

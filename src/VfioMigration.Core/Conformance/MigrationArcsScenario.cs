@@ -31,17 +31,8 @@ public sealed class MigrationArcsScenario : ConformanceScenario
     public override void Run(ConformanceTarget target, ConformanceRecorder r)
     {
         var host = target.Host;
-        var device = OpenDevice(host, target.MdevGroup!.Value, target.MdevDevice!, r, out var container, out var group);
-        try
-        {
-            if (device is not null) Arcs(host, device, r);
-        }
-        finally
-        {
-            device?.Dispose();
-            group.Dispose();
-            container.Dispose();
-        }
+        using var opened = OpenDevice(host, target.MdevGroup!.Value, target.MdevDevice!, r);
+        if (opened.Device is { } device) Arcs(host, device, r);
     }
 
     /// <summary>The step name of the arc from <paramref name="from"/> to <paramref name="to"/> ("RUNNING -> PRE_COPY").</summary>

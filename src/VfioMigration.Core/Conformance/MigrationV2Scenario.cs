@@ -23,17 +23,8 @@ public sealed class MigrationV2Scenario : ConformanceScenario
     public override void Run(ConformanceTarget target, ConformanceRecorder r)
     {
         var host = target.Host;
-        var device = OpenDevice(host, target.MdevGroup!.Value, target.MdevDevice!, r, out var container, out var group);
-        try
-        {
-            if (device is not null) Migrate(host, device, r);
-        }
-        finally
-        {
-            device?.Dispose();
-            group.Dispose();
-            container.Dispose();
-        }
+        using var opened = OpenDevice(host, target.MdevGroup!.Value, target.MdevDevice!, r);
+        if (opened.Device is { } device) Migrate(host, device, r);
     }
 
     /// <summary>

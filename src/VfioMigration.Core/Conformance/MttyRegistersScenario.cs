@@ -40,21 +40,9 @@ public sealed class MttyRegistersScenario : ConformanceScenario
     public override void Run(ConformanceTarget target, ConformanceRecorder r)
     {
         var host = target.Host;
-        var source = OpenDevice(host, target.MdevGroup!.Value, target.MdevDevice!, r, out var sourceContainer, out var sourceGroup);
-        var peer = OpenDevice(host, target.PeerMdevGroup!.Value, target.PeerMdevDevice!, r, out var peerContainer, out var peerGroup);
-        try
-        {
-            if (source is not null && peer is not null) Run(host, source, peer, r);
-        }
-        finally
-        {
-            peer?.Dispose();
-            peerGroup.Dispose();
-            peerContainer.Dispose();
-            source?.Dispose();
-            sourceGroup.Dispose();
-            sourceContainer.Dispose();
-        }
+        using var source = OpenDevice(host, target.MdevGroup!.Value, target.MdevDevice!, r);
+        using var peer = OpenDevice(host, target.PeerMdevGroup!.Value, target.PeerMdevDevice!, r);
+        if (source.Device is { } s && peer.Device is { } p) Run(host, s, p, r);
     }
 
     private static void Run(VfioHost host, SafeFd source, SafeFd peer, ConformanceRecorder r)

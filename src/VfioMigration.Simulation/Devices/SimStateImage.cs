@@ -20,7 +20,7 @@ namespace VfioMigration.Core.Simulation.Devices;
 internal sealed class SimStateImage
 {
     /// <summary>sizeof the mtty_data header (offsetof(struct mtty_data, ports)).</summary>
-    public const int HeaderSize = 24;
+    public const int HeaderSize = SimMttyPorts.HeaderSize;
 
     /// <summary>Granularity of state changes and of dirty records.</summary>
     public const int BlockSize = 64;
@@ -32,7 +32,7 @@ internal sealed class SimStateImage
     public const ulong Magic = 0x7e9d09898c3e2c4eUL;
 
     /// <summary>sizeof(struct serial_port) in mtty: the header's "units" field counts these (nr_ports).</summary>
-    private const int UnitSize = 36;
+    private const int UnitSize = SimMttyPorts.PortSize;
 
     private readonly long _seed;
     private readonly byte[] _header;
