@@ -105,22 +105,25 @@ function Task-Build {
     $publish = Join-Path $Root "obj/publish"
     Remove-Item $publish -Recurse -Force -ErrorAction Ignore
     # ReadyToRun: the assemblies carry precompiled x64 code beside their IL, so the first dirty-bitmap query of
-    # a session does not wait for the JIT (docs/performance.md P6). Elsewhere the runtime ignores that code
-    # and compiles the IL as before, so the module still loads on every platform; an arm64 build machine
-    # has no x64 compiler to run (the crossgen package is per host) and publishes IL only. The publish
-    # restores for itself: the RID-specific restore must not leave the solution's assets behind it.
-    $publishArgs = @('publish', (Join-Path $Root 'src/VfioMigration/VfioMigration.csproj'), '-c', $Configuration,
-        '-o', $publish, '--nologo', '-v', 'q')
+    # a session does not wait for the JIT (docs/performance.md P6). The code is compiled for .NET 10, the
+    # runtime of pwsh 7.6 LTS, by publishing src/BuildTools/ReadyToRun (it says why); older runtimes and other
+    # architectures ignore it and compile the IL as before, so the module still loads wherever it did. An
+    # arm64 build machine has no x64 compiler to run (the crossgen package is per host) and publishes IL only.
+    # The publish restores for itself: the RID-specific restore must not leave the solution's assets behind it.
     if ([Runtime.InteropServices.RuntimeInformation]::OSArchitecture -eq 'X64') {
-        $publishArgs += @('-r', 'linux-x64', '--self-contained', 'false', '-p:PublishReadyToRun=true')
+        $publishArgs = @('publish', (Join-Path $Root 'src/BuildTools/ReadyToRun/VfioMigration.ReadyToRun.csproj'), '-c', $Configuration,
+            '-o', $publish, '--nologo', '-v', 'q', '-r', 'linux-x64', '--self-contained', 'false', '-p:PublishReadyToRun=true')
     }
     else {
         Write-Host "Build: $([Runtime.InteropServices.RuntimeInformation]::OSArchitecture) host: publishing IL only (no ReadyToRun)"
+        $publishArgs = @('publish', (Join-Path $Root 'src/VfioMigration/VfioMigration.csproj'), '-c', $Configuration,
+            '-o', $publish, '--nologo', '-v', 'q')
     }
     Invoke-Native dotnet $publishArgs
 
     # A named list: what the module ships, nothing the publish happens to drop next to it.
-    $files = 'VfioMigration.dll', 'VfioMigration.pdb', 'VfioMigration.deps.json',
+    # (No deps.json: PowerShell resolves a binary module's assemblies from its folder and never reads one.)
+    $files = 'VfioMigration.dll', 'VfioMigration.pdb',
              'VfioMigration.Core.dll', 'VfioMigration.Core.pdb',
              'VfioMigration.Native.dll', 'VfioMigration.Native.pdb',
              'VfioMigration.Kernel.dll', 'VfioMigration.Kernel.pdb',
@@ -128,7 +131,7 @@ function Task-Build {
              'VfioMigration.Simulation.dll', 'VfioMigration.Simulation.pdb',
              'System.IO.Hashing.dll'
     # Assemblies an earlier build shipped and this one does not (a dropped dependency) must not linger.
-    Get-ChildItem $ModuleDir -Filter '*.dll' -File -ErrorAction Ignore | Where-Object Name -NotIn $files | Remove-Item -Force
+    Get-ChildItem $ModuleDir -File -ErrorAction Ignore | Where-Object { $_.Extension -in '.dll', '.json' -and $_.Name -notin $files } | Remove-Item -Force
     foreach ($f in $files) {
         $src = Join-Path $publish $f
         if (-not (Test-Path $src)) { throw "The publish output lacks $f" }

@@ -16,7 +16,8 @@ public readonly record struct BitmapCall(ulong Iova, ulong Size)
 /// never asks for more bitmap than the kernel returns per call (max_dirty_bitmap_size, 256 MiB). The rule
 /// for gaps: consecutive mappings share one call, across the gaps between them, as long as the call stays
 /// within that limit. A gap costs the kernel nothing (it walks mappings, not pages) and its bits are part
-/// of the result the caller allocates anyway, zeroed; a call costs a system call. So a range read needs
+/// of the result the caller allocates anyway (zeroed there by <see cref="ZeroUnwritten"/>); a call costs a
+/// system call. So a range read needs
 /// ceil(bitmap bytes / 256 MiB) calls at best, and one more only where a single mapping would not fit.
 /// </summary>
 public static class DirtyBitmapPlan
@@ -65,6 +66,46 @@ public static class DirtyBitmapPlan
         }
         if (inRun) calls.Add(new BitmapCall(runStart, runEnd - runStart));
         return calls;
+    }
+
+    /// <summary>
+    /// Zeroes the words of a result that the kernel's GET_BITMAP calls of <paramref name="calls"/> will not
+    /// write whole, so that the result needs no clearing pass of its own. The kernel (update_user_bitmap)
+    /// writes each mapping's bits as whole u64 words from the word holding its first bit, bits past the
+    /// mapping 0; where that first bit is not on a word boundary it ORs in what the word held. A mapping
+    /// right after another (in the same call, mappings in IOVA order) finds there what its neighbour just
+    /// wrote, which is right; one after a gap finds the gap's word. So what must read 0 beforehand is every
+    /// word holding a bit of no mapping (the gaps, and the range around the mappings), and the whole of a
+    /// call read into scratch and ORed in (one that starts mid-word). <paramref name="mappings"/> in IOVA
+    /// order, as the plan took them.
+    /// </summary>
+    public static void ZeroUnwritten(Span<ulong> words, IReadOnlyList<(ulong Iova, ulong Size)> mappings, IReadOnlyList<BitmapCall> calls,
+        ulong iova, ulong size, ulong pageSize)
+    {
+        ulong pages = size / pageSize, end = iova + size;
+        ulong covered = 0;   // first bit not yet known to be written by a mapping
+        for (int i = 0; i < mappings.Count; i++)
+        {
+            var (mIova, mSize) = mappings[i];
+            if (mIova + mSize <= iova || mIova >= end) continue;
+            ulong first = (mIova - iova) / pageSize;
+            if (first > covered) ZeroBits(words, covered, first);
+            covered = first + mSize / pageSize;
+        }
+        if (covered < pages) ZeroBits(words, covered, pages);
+        foreach (var call in calls)
+        {
+            ulong firstBit = (call.Iova - iova) / pageSize;
+            if (firstBit % 64 != 0) ZeroBits(words, firstBit, firstBit + call.Size / pageSize);
+        }
+    }
+
+    /// <summary>Zeroes every word that holds a bit of [<paramref name="from"/>, <paramref name="to"/>).</summary>
+    private static void ZeroBits(Span<ulong> words, ulong from, ulong to)
+    {
+        if (to <= from) return;
+        int w0 = (int)(from / 64), w1 = (int)((to - 1) / 64);
+        words.Slice(w0, w1 - w0 + 1).Clear();
     }
 
     /// <summary>The alignment rules of a dirty-bitmap range (kernel-interface.md c.2), with sentences instead of EINVAL.</summary>

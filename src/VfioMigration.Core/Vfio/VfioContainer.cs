@@ -354,8 +354,9 @@ public sealed class VfioContainer : IDisposable
         ulong bytes = VfioConstants.DIRTY_BITMAP_BYTES(pages);
         if (bytes > info.MaxDirtyBitmapSize)
             throw new VfioRuleException("MappingTooLargeForOneCall", $"the mapping {mapping} needs {bytes} bytes of bitmap, more than the kernel returns in one call ({info.MaxDirtyBitmapSize}).");
-        // Written by the kernel straight into the result (zeroed, pinned): the unmapped range starts at bit 0.
-        var words = AllocateBitmap(BitmapMath.WordsFor(pages));
+        // Written by the kernel straight into the result (pinned): the unmapped range starts at bit 0, and the
+        // kernel writes every word of it, so nothing is cleared first.
+        var words = AllocateBitmap(BitmapMath.WordsFor(pages), out _);
         Span<byte> arg = stackalloc byte[StructBytes.SizeOf<vfio_iommu_type1_dma_unmap>() + StructBytes.SizeOf<vfio_bitmap>()];
         StructBytes.Write(arg, new vfio_iommu_type1_dma_unmap { argsz = (uint)arg.Length, flags = VfioConstants.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, iova = mapping.Iova, size = mapping.Size });
         StructBytes.Write(arg, new vfio_bitmap { pgsize = info.DirtyPageSize, size = bytes, data = (ulong)Marshal.UnsafeAddrOfPinnedArrayElement(words, 0) }, StructBytes.SizeOf<vfio_iommu_type1_dma_unmap>());
@@ -373,6 +374,7 @@ public sealed class VfioContainer : IDisposable
             var arg = StructBytes.Buffer(new vfio_iommu_type1_dirty_bitmap { argsz = 8, flags = VfioConstants.VFIO_IOMMU_DIRTY_PAGES_FLAG_START });
             Host.Ioctl(Fd, VfioIoctl.VFIO_IOMMU_DIRTY_PAGES, arg, "START");
             IsTracking = true;
+            PrepareFirstResult();
         }
     }
 
@@ -386,6 +388,7 @@ public sealed class VfioContainer : IDisposable
             var arg = StructBytes.Buffer(new vfio_iommu_type1_dirty_bitmap { argsz = 8, flags = VfioConstants.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP });
             Host.Ioctl(Fd, VfioIoctl.VFIO_IOMMU_DIRTY_PAGES, arg, "STOP");
             IsTracking = false;
+            _preparedResult = null;
         }
     }
 
@@ -415,10 +418,12 @@ public sealed class VfioContainer : IDisposable
             ulong page = info.DirtyPageSize;
             var calls = DirtyBitmapPlan.PlanSorted(_ranges, iova, size, page, info.MaxDirtyBitmapSize);
             ulong pages = size / page;
-            // The result itself is what the kernel writes into: allocated zeroed (the kernel ORs into the first
-            // word of a mapping that does not start on a word boundary, and writes nothing for the gaps
-            // between mappings, whose bits must read 0) and pinned, so its address holds during the calls.
-            var words = AllocateBitmap(BitmapMath.WordsFor(pages));
+            // The result itself is what the kernel writes into, pinned so its address holds during the calls.
+            // It is not cleared as a whole: the kernel writes whole words for every mapping, so only the words
+            // it does not write whole (the gaps, and what is read into scratch and ORed in) are zeroed first:
+            // one pass over the bitmap, the kernel's.
+            var words = AllocateBitmap(BitmapMath.WordsFor(pages), out bool zeroed);
+            if (!zeroed) DirtyBitmapPlan.ZeroUnwritten(words, _ranges, calls, iova, size, page);
             ulong done = 0, total = 0;
             foreach (var call in calls) total += call.Size;
             Span<byte> arg = stackalloc byte[StructBytes.SizeOf<vfio_iommu_type1_dirty_bitmap>() + StructBytes.SizeOf<vfio_iommu_type1_dirty_bitmap_get>()];
@@ -479,20 +484,53 @@ public sealed class VfioContainer : IDisposable
     // memory to spare rarely runs: in a loop of queries they pile up (ten 1 TiB queries held 290 MiB). So a
     // query that allocates a large bitmap first asks for a background gen2 collection, once per such
     // allocation and only when none ran since the last one: the dead bitmaps of earlier queries go back
-    // while this one is read, and memory stays near the bitmaps a script still holds.
+    // while this one is read, and memory stays near the bitmaps a script still holds. (A blocking
+    // collection instead got a tight loop to reuse memory two queries sooner, but cost every repeated query
+    // 4-25 ms more: docs/performance.md P6.)
     private const long LargeBitmapBytes = 4L << 20;
     private static int s_gen2AtLastLargeBitmap = -1;
 
-    /// <summary>A zeroed, pinned result of <paramref name="words"/> words, which the kernel writes into.</summary>
-    private static ulong[] AllocateBitmap(long words)
+    /// <summary>
+    /// A pinned result of <paramref name="words"/> words for the kernel to write into: the prepared first
+    /// result (<paramref name="zeroed"/>), or memory as the GC hands it out, not cleared.
+    /// </summary>
+    private ulong[] AllocateBitmap(long words, out bool zeroed)
     {
+        // The prepared result serves the first query only, whatever its range.
+        var prepared = _preparedResult;
+        _preparedResult = null;
+        zeroed = prepared is not null && prepared.LongLength == words;
+        if (zeroed) return prepared!;
         if (words * 8 >= LargeBitmapBytes)
         {
             int gen2 = GC.CollectionCount(2);
             if (gen2 == s_gen2AtLastLargeBitmap) GC.Collect(2, GCCollectionMode.Forced, blocking: false, compacting: false);
             s_gen2AtLastLargeBitmap = GC.CollectionCount(2);
         }
-        return GC.AllocateArray<ulong>(checked((int)words), pinned: true);
+        return UninitializedResult(checked((int)words));
+    }
+
+    /// <summary>Where results come from: pinned, not cleared. Tests hand out memory full of stale bits instead.</summary>
+    internal Func<int, ulong[]> UninitializedResult { get; set; } = static n => GC.AllocateUninitializedArray<ulong>(n, pinned: true);
+
+    // The result of the first read of every mapped page, allocated and written once when tracking starts.
+    // Repeated queries get their memory from what the GC already holds, but the first large one got fresh
+    // memory, and the kernel gave it its pages one 4 KiB fault at a time while the query waited (a 1 TiB
+    // guest's 32 MiB: 8192 faults, 80-140 ms on the project machine, ten times the query itself). Paying
+    // that when tracking starts, as QEMU allocates its dirty bitmaps at migration setup, keeps it out of
+    // the first pre-copy round, where a query's time is a round's time. The first query takes it if it reads
+    // exactly the mapped extent, and drops it otherwise; Stop-DirtyTracking and Close drop it too.
+    private ulong[]? _preparedResult;
+
+    private void PrepareFirstResult()
+    {
+        if (MappedExtent is not { } extent || Info is not { } info || info.DirtyPageSize == 0) return;
+        long words = BitmapMath.WordsFor(extent.Size / info.DirtyPageSize);
+        if (words * 8 < LargeBitmapBytes || words > Array.MaxLength) return;
+        var prepared = GC.AllocateArray<ulong>((int)words, pinned: true);
+        // Writing zeros makes the kernel back every page now (a read would map the shared zero page only).
+        prepared.AsSpan().Clear();
+        _preparedResult = prepared;
     }
 
     private static string Describe(BitmapCall call) => $"GET_BITMAP iova 0x{call.Iova:x} size 0x{call.Size:x}";
@@ -532,6 +570,7 @@ public sealed class VfioContainer : IDisposable
             }
             _groups.Clear();
             Fd.Dispose();
+            _preparedResult = null;
             _disposed = true;
         }
     }
