@@ -78,8 +78,7 @@ public static class ErrorIds
     public const string Cancelled = "Cancelled";
 
     // Lab checks.
-    public const string PesterNotFound = "PesterNotFound";
-    public const string LabChecksNotFound = "LabChecksNotFound";
+    public const string UnknownCheck = "UnknownCheck";
 
     private static readonly ErrorIdInfo[] Table =
     {
@@ -117,8 +116,7 @@ public static class ErrorIds
         new(MigrationNotConverged, ErrorKind.LimitsExceeded, "pre-copy did not get what remains under bandwidth x downtime limit", "the message names the blocker: raise -Bandwidth or -DowntimeLimit, or reduce the load"),
         new(Cancelled, ErrorKind.OperationStopped, "stopped (Ctrl+C, PowerShell.Stop())", "nothing: both devices were put back, as the warning says"),
 
-        new(PesterNotFound, ErrorKind.NotInstalled, "Test-VfioDevice needs Pester 5 or later", "Install-PSResource Pester"),
-        new(LabChecksNotFound, ErrorKind.ObjectNotFound, "the lab checks that ship with the module are missing", "reinstall the module"),
+        new(UnknownCheck, ErrorKind.InvalidArgument, "Test-VfioDevice -Check names a check the suite does not have", "use an id from docs/conformance.md (tab completion lists them)"),
 
         // Rules Core checks before a call the kernel would refuse (nearly always with a bare EINVAL).
         new("ArcNotAllowed", ErrorKind.InvalidOperation, "the kernel has no arc between these migration states", "Set-VfioMigrationState -WhatIf shows the path the kernel takes"),
@@ -135,6 +133,7 @@ public static class ErrorIds
         new("DowntimeLimitTooLow", ErrorKind.InvalidArgument, "the downtime limit must be more than 0 ms", "give a positive -DowntimeLimit"),
         new("NoDataSession", ErrorKind.InvalidOperation, "the device has no migration data fd open", "move it to a saving or resuming state first"),
         new("V1TransactionTooLarge", ErrorKind.LimitsExceeded, "a v1 device offered more than 64 MiB in one transaction", "the device's driver misbehaves; report it"),
+        new("V1PendingNeverDrains", ErrorKind.DeviceError, "a stopped v1 device kept pending_bytes above 0 past twice what it first announced", "the device's driver does not drain its state; report it (Test-VfioDevice names the check)"),
         new("ContainerClosed", ErrorKind.InvalidOperation, "the container was closed", "create a new one with New-VfioContainer"),
         new("NoGroup", ErrorKind.InvalidOperation, "the container has no group attached", "attach one (New-VfioContainer -Group)"),
         new("GroupAlreadyAttached", ErrorKind.InvalidOperation, "the group is attached to a container already", "use that container (Get-VfioContainer)"),

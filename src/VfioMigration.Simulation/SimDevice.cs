@@ -30,6 +30,8 @@ public sealed class SimDevice
 
     private readonly SimWorkloadModel _workload;
     private readonly HashSet<ulong> _pinnedPages = new();
+    // Times SimDefect.StateLostOnStopToRunning replaced the state: each fresh state is derived from the next count.
+    private ulong _reinitialisations;
 
     internal SimDevice(SimulatedKernel kernel, SimGroup group, SimDeviceConfig config)
     {
@@ -90,6 +92,9 @@ public sealed class SimDevice
 
     /// <summary>The device's state as its migration stream carries it (the "registers" a restore loads).</summary>
     public byte[] GetStateBytes() => StateImage.ToArray();
+
+    /// <summary>The device's driver has <paramref name="defect"/> (its configuration's Defects).</summary>
+    public bool Has(SimDefect defect) => Config.Defects.Contains(defect);
 
     /// <summary>Guest pages the device holds pinned in its container (mdev).</summary>
     public IReadOnlyCollection<ulong> PinnedPages => _pinnedPages;
@@ -181,6 +186,26 @@ public sealed class SimDevice
         MigrationV2?.Reset();
         MigrationV1?.Reset();
         return 0;
+    }
+
+    /// <summary>
+    /// SimDefect.StateLostOnStopToRunning: the driver re-initialises the hardware, and the device's state
+    /// becomes a fresh one, derived from its seed and a count of re-initialisations so that a run is
+    /// repeatable, and never the state it had (a save before and one after always differ). An mtty comes
+    /// back as mtty_init_dev leaves it, with a fresh value in each port's scratch register.
+    /// </summary>
+    internal void ReinitialiseState()
+    {
+        // Comparing costs a copy of the state; past a megabyte, fresh random bytes equal to the old state
+        // would take a collision of every 64-bit word, so the comparison is left out there.
+        byte[]? before = StateImage.Size <= 1 << 20 ? GetStateBytes() : null;
+        do
+        {
+            ulong fresh = SimRandom.Derive(Workload.Seed, purpose: 3, index: ++_reinitialisations);
+            if (MttyPorts is { } ports) ports.Reinitialise(scratch: (byte)fresh);
+            else StateImage.Reseed(unchecked((long)fresh));
+        }
+        while (before is not null && before.AsSpan().SequenceEqual(StateImage.ToArray()));
     }
 
     private void PinPage(ulong iova)

@@ -4,6 +4,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using VfioMigration.Core.Native;
+using VfioMigration.Core.Simulation.Devices;
 
 namespace VfioMigration.Core.Simulation;
 
@@ -84,6 +85,12 @@ public sealed class SimDeviceConfig
     public bool Reset { get; set; } = true;
 
     public SimWorkload Workload { get; set; } = new();
+
+    /// <summary>
+    /// Bugs the device's migration driver has for good (empty: a clean driver). Each needs the capability it
+    /// corrupts (<see cref="SimHostConfiguration.Validate"/> says which); docs/simulated-host.md lists them.
+    /// </summary>
+    public HashSet<SimDefect> Defects { get; set; } = new();
 
     /// <summary>
     /// For the kernel's mtty sample (an mdev bound to driver mtty, type mtty-1 or mtty-2): its number of
@@ -180,9 +187,56 @@ public sealed class SimHostConfiguration
                     if ((w.StateSize != size && w.StateSize != new SimWorkload().StateSize) || (w.InitialBytes != 24 && w.InitialBytes != new SimWorkload().InitialBytes) || w.StateDirtyBytesPerSecond != 0)
                         throw new FormatException($"Device '{d.Name}': an mtty's state is its serial ports ({size} bytes, 24 of them in pre-copy) and changes only through its BARs; leave StateSize, InitialBytes and StateDirtyBytesPerSecond out, or use another driver name for a device with a workload.");
                 }
+                foreach (var defect in d.Defects)
+                    if (MissingCapability(d, defect) is string lack)
+                        throw new FormatException($"Device '{d.Name}': the defect {defect} needs {lack}, which the device does not have.");
             }
         }
     }
+
+    /// <summary>
+    /// What <paramref name="defect"/> corrupts that <paramref name="d"/> lacks, as a phrase, or null when the
+    /// device can have it: a defect of a capability the device does not offer could never show, and a
+    /// conformance run against it would prove nothing.
+    /// </summary>
+    private static string? MissingCapability(SimDeviceConfig d, SimDefect defect)
+    {
+        bool v1 = d.Migration == SimMigrationProtocol.V1, v2 = d.Migration == SimMigrationProtocol.V2;
+        bool preCopy = (d.MigrationFlags & VfioConstants.VFIO_MIGRATION_PRE_COPY) != 0;
+        // An mtty's sizes are its type's, whatever its workload says.
+        long stateSize = d.MttyPorts is int ports ? SimMttyPortsSize(ports) : d.Workload.StateSize;
+        long initialBytes = d.MttyPorts is not null ? Devices.SimMttyPorts.HeaderSize : d.Workload.InitialBytes;
+        switch (defect)
+        {
+            case SimDefect.V1PendingNeverZero or SimDefect.V1InvalidStateAccepted:
+                return v1 ? null : "the v1 migration region (Migration = 'V1')";
+            case SimDefect.DmaLogReportBeforeStart:
+                return d.DmaLogging ? null : "DMA logging (DmaLogging = $true)";
+        }
+        if (!v2) return "v2 migration (Migration = 'V2')";
+        switch (defect)
+        {
+            case SimDefect.PrecopyInitialBytesGrow or SimDefect.PrecopyInfoOutsidePrecopy:
+                return preCopy ? null : "pre-copy (PRE_COPY in MigrationFlags)";
+            case SimDefect.P2PClaimedButRefused:
+                return (d.MigrationFlags & VfioConstants.VFIO_MIGRATION_P2P) != 0 ? null : "the P2P states (P2P in MigrationFlags)";
+            case SimDefect.StateLostOnStopToRunning:
+                // The 24-byte header is fixed by the device's kind: only the state after it can be lost.
+                return stateSize > SimStateImage.HeaderSize ? null : $"state past its {SimStateImage.HeaderSize}-byte header to lose (StateSize above {SimStateImage.HeaderSize})";
+            case SimDefect.SaveNotRepeatable:
+            {
+                // The counter takes the last 8 bytes of the stop-copy tail: they must be past the header (which
+                // RESUMING checks) and past the pre-copy data (which is not in the tail).
+                long floor = Math.Max(SimStateImage.HeaderSize, preCopy ? Math.Min(initialBytes, stateSize) : 0) + SaveCounterBytes;
+                return stateSize >= floor ? null : $"{SaveCounterBytes} bytes of state past its header and its pre-copy initial data for the counter (StateSize of {floor} or more)";
+            }
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>The counter a <see cref="SimDefect.SaveNotRepeatable"/> device writes at the end of each stop-copy stream.</summary>
+    internal const int SaveCounterBytes = 8;
 
     /// <summary>
     /// Reads a configuration from the hashtable of a .psd1 file (keys case-insensitive; unknown keys are
@@ -239,6 +293,7 @@ public sealed class SimHostConfiguration
     {
         var x = new SimDeviceConfig();
         bool driverGiven = false;
+        object? defects = null;
         foreach (DictionaryEntry e in d)
         {
             string key = Convert.ToString(e.Key, CultureInfo.InvariantCulture) ?? "";
@@ -255,12 +310,39 @@ public sealed class SimHostConfiguration
                 case "dmalogging": x.DmaLogging = Bool(e.Value, key); break;
                 case "reset": x.Reset = Bool(e.Value, key); break;
                 case "workload": x.Workload = Workload(Dict(e.Value, key)); break;
-                default: throw new FormatException($"Unknown key '{key}' in a device (known: Name, Bus, VendorId, DeviceId, Driver, MdevType, Migration, MigrationFlags, DmaLogging, Reset, Workload).");
+                case "defects": defects = e.Value ?? Array.Empty<object>(); break;
+                default: throw new FormatException($"Unknown key '{key}' in a device (known: Name, Bus, VendorId, DeviceId, Driver, MdevType, Migration, MigrationFlags, DmaLogging, Reset, Workload, Defects).");
             }
         }
         if (!driverGiven && x.Bus == SimBus.Mdev) x.Driver = x.MdevType?.Split('-')[0] ?? "mdev";
+        // After the loop: a hashtable's keys come in no particular order, and the error names the device.
+        if (defects is not null) x.Defects = Defects(defects, x.Name);
         return x;
     }
+
+    /// <summary>Defect names, case-insensitive: a list of strings, or one string of names separated by commas or spaces.</summary>
+    private static HashSet<SimDefect> Defects(object value, string device)
+    {
+        var set = new HashSet<SimDefect>();
+        foreach (string name in Names(value, "Defects"))
+        {
+            if (!System.Enum.TryParse<SimDefect>(name, ignoreCase: true, out var defect) || !System.Enum.IsDefined(defect) || !IsName(name))
+                throw new FormatException($"Device '{device}': '{name}' in Defects is not a defect the simulator knows (known: {string.Join(", ", System.Enum.GetNames<SimDefect>())}).");
+            set.Add(defect);
+        }
+        return set;
+    }
+
+    /// <summary>Enum.TryParse also takes numbers ("3") and flag lists ("A, B"); a configuration names each one.</summary>
+    private static bool IsName(string s) => s.Length > 0 && char.IsLetter(s[0]) && s.All(char.IsLetterOrDigit);
+
+    /// <summary>The names in a list of strings, or in one string separated by commas, bars or spaces.</summary>
+    private static IEnumerable<string> Names(object? value, string key) => value switch
+    {
+        string s => s.Split(new[] { ',', '|', ' ' }, StringSplitOptions.RemoveEmptyEntries).Select(p => p.Trim()),
+        IEnumerable e => e.Cast<object?>().Select(o => (o as string ?? throw new FormatException($"'{key}' must hold names (strings).")).Trim()),
+        _ => throw new FormatException($"'{key}' must be a name or a list of names (@( ... ))."),
+    };
 
     private static SimWorkload Workload(IDictionary d)
     {
@@ -283,12 +365,12 @@ public sealed class SimHostConfiguration
 
     private static ulong MigrationFlags(object? value, string key)
     {
-        if (value is string s)
+        if (value is IEnumerable)
         {
             ulong flags = 0;
-            foreach (string part in s.Split(new[] { ',', '|', ' ' }, StringSplitOptions.RemoveEmptyEntries))
+            foreach (string part in Names(value, key))
             {
-                flags |= part.Trim().ToUpperInvariant() switch
+                flags |= part.ToUpperInvariant() switch
                 {
                     "STOP_COPY" => VfioConstants.VFIO_MIGRATION_STOP_COPY,
                     "P2P" => VfioConstants.VFIO_MIGRATION_P2P,

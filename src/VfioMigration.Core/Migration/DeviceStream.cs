@@ -77,6 +77,12 @@ internal static class DeviceStream
             afterChunk?.Invoke(pending);
             // In pre-copy a running device can keep producing: one pass over what was pending at the start.
             if (phase == MigrationPhase.PreCopy && moved >= first) break;
+            // A stopped device has no new state to produce: a driver still pending after twice what it first
+            // announced never drains, and the save would run for ever (the migration's guarantee that it ends
+            // in a named state would go with it).
+            if (phase == MigrationPhase.StopCopy && pending > 0 && moved > 2 * first)
+                throw new VfioRuleException("V1PendingNeverDrains",
+                    $"{device.Name} still has pending_bytes {pending} after {moved} bytes of stop-and-copy, twice the {first} it announced: its driver does not drain; the save stops here.");
         }
         return pending;
     }

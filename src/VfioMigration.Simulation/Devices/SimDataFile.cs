@@ -57,13 +57,32 @@ internal sealed class SimDataFile : SimFile
         if (arg.Length < minsz) return -Errno.EFAULT;
         var info = StructBytes.Read<vfio_precopy_info>(arg);
         if (info.argsz < minsz) return -Errno.EINVAL;
-        if (!_device.IsInPreCopy) return -Errno.EINVAL;
+        if (!_device.IsInPreCopy)
+        {
+            if (!AnswersAfterPreCopy) return -Errno.EINVAL;
+            // A driver that does not check the state answers for the stopped device's stream: all of it "dirty".
+            info.initial_bytes = 0;
+            info.dirty_bytes = (ulong)_saving!.PendingBytes;
+            StructBytes.Write(arg, info);
+            return 0;
+        }
         if (_saving!.Disabled) return -Errno.ENODEV;
-        info.initial_bytes = (ulong)_saving.InitialBytes;
+        // The initial data left is what was offered minus what was read; a defective driver adds the two.
+        info.initial_bytes = _device.Has(SimDefect.PrecopyInitialBytesGrow)
+            ? (ulong)(_saving.InitialDataLength + _saving.BytesRead)
+            : (ulong)_saving.InitialBytes;
         info.dirty_bytes = (ulong)_saving.DirtyBytes;
         StructBytes.Write(arg, info);
         return 0;
     }
+
+    /// <summary>
+    /// SimDefect.PrecopyInfoOutsidePrecopy: this is the fd of the device's pre-copy session, which went on into
+    /// STOP_COPY, and the driver answers PRECOPY_INFO there as well.
+    /// </summary>
+    private bool AnswersAfterPreCopy =>
+        _device.Has(SimDefect.PrecopyInfoOutsidePrecopy) && _device.MigrationState == VfioConstants.VFIO_DEVICE_STATE_STOP_COPY
+        && _saving is { StartedInPreCopy: true, Disabled: false } && ReferenceEquals(_device.MigrationV2?.Saving, _saving);
 
     public override long Read(Span<byte> buffer)
     {
@@ -75,6 +94,8 @@ internal sealed class SimDataFile : SimFile
         int n = _saving.Take(buffer);
         if (n == 0 && buffer.Length > 0 && !_saving.IsFinal && _device.PreCopyEndOfData == SimPreCopyEndOfData.Enomsg)
             return -Errno.ENOMSG;
+        // The end of the stream (or of the pre-copy data there is for now) is 0; a defective driver fails it.
+        if (n == 0 && buffer.Length > 0 && _device.Has(SimDefect.NoEndOfStream)) return -Errno.EIO;
         return n;
     }
 

@@ -92,7 +92,9 @@ internal static class SimDeviceFeature
         if (rc != 1) return rc;
         if (data.Length < 8) return -Errno.EFAULT;
         // migration_get_data_size: mtty answers its fixed mtty_data_size (96 for mtty-2).
-        StructBytes.Write(data, new vfio_device_feature_mig_data_size { stop_copy_length = (ulong)device.Workload.StateSize });
+        ulong length = (ulong)device.Workload.StateSize;
+        if (device.Has(SimDefect.DataSizeUnderReport)) length = Math.Max(1, length / 2);
+        StructBytes.Write(data, new vfio_device_feature_mig_data_size { stop_copy_length = length });
         return 0;
     }
 
@@ -162,7 +164,10 @@ internal static class SimDeviceFeature
             if (report.bitmap == 0 || !UserMemory.AccessOk(report.bitmap, bytes)) return -Errno.EFAULT;
         }
         device.Tick();
-        return device.DmaLogIsNoOp ? 0 : log.ReadAndClear(report.iova, report.length, report.page_size, report.bitmap);
+        if (device.DmaLogIsNoOp) return 0;
+        // A driver that does not check for a started log reports an empty one (the bitmap stays as it was).
+        if (!log.Active && device.Has(SimDefect.DmaLogReportBeforeStart)) return 0;
+        return log.ReadAndClear(report.iova, report.length, report.page_size, report.bitmap);
     }
 
     /// <summary>The driver's device_feature: vfio_pci_core_ioctl_feature for PCI; mtty has none (EINVAL).</summary>

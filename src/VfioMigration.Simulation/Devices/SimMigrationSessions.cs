@@ -22,6 +22,9 @@ internal sealed class SimSaveSession
     private readonly long _initialEnd;
     private readonly Queue<Segment> _segments = new();
     private long _headOffset;
+    // Set once the session outlived its end (SimDefect.StaleDataFdReadable): the device's state as the session
+    // ended, which the rest of the stream is read from and which is served again whenever it runs out.
+    private byte[]? _afterEnd;
 
     private SimSaveSession(SimStateImage image, long initialEnd)
     {
@@ -33,19 +36,31 @@ internal sealed class SimSaveSession
     public static SimSaveSession StartPreCopy(SimStateImage image, long initialBytes)
     {
         long initialEnd = Math.Clamp(initialBytes, 0, image.Size);
-        var s = new SimSaveSession(image, initialEnd);
+        var s = new SimSaveSession(image, initialEnd) { StartedInPreCopy = true };
         image.ClearDirty();
         if (initialEnd > 0) s.Enqueue(new Segment(0, initialEnd, null, Initial: true));
         return s;
     }
 
-    /// <summary>STOP → STOP_COPY: the stopped device's whole image.</summary>
-    public static SimSaveSession StartStopCopy(SimStateImage image)
+    /// <summary>
+    /// STOP → STOP_COPY: the stopped device's whole image; with <paramref name="counter"/>, its last 8 bytes
+    /// replaced by that counter (SimDefect.SaveNotRepeatable).
+    /// </summary>
+    public static SimSaveSession StartStopCopy(SimStateImage image, ulong? counter = null)
     {
         var s = new SimSaveSession(image, 0) { IsFinal = true };
-        if (image.Size > 0) s.Enqueue(s.Tail(0));
+        if (image.Size > 0) s.EnqueueTail(0, counter);
         return s;
     }
+
+    /// <summary>A session with nothing to read, already at its end (the data fd SimDefect.DataFdOnWrongArc hands out).</summary>
+    public static SimSaveSession Empty(SimStateImage image) => new(image, 0) { IsFinal = true };
+
+    /// <summary>The session began in PRE_COPY(_P2P) (v2) or with _SAVING|_RUNNING (v1), not directly in stop-copy.</summary>
+    public bool StartedInPreCopy { get; private init; }
+
+    /// <summary>Bytes of initial data the session offered when it began (PRECOPY_INFO initial_bytes before any read).</summary>
+    public long InitialDataLength => _initialEnd;
 
     /// <summary>True once the device stopped: the stream ends after what is queued (read returns 0).</summary>
     public bool IsFinal { get; private set; }
@@ -68,29 +83,47 @@ internal sealed class SimSaveSession
     /// <summary>Total bytes handed to the reader.</summary>
     public long BytesRead { get; private set; }
 
-    /// <summary>PRE_COPY(_P2P) → STOP_COPY: changed blocks the initial data covered are queued as records, then the rest of the image.</summary>
-    public void EnterStopCopy()
+    /// <summary>
+    /// PRE_COPY(_P2P) → STOP_COPY: changed blocks the initial data covered are queued as records, then the rest
+    /// of the image; with <paramref name="counter"/>, the image's last 8 bytes replaced by that counter.
+    /// </summary>
+    public void EnterStopCopy(ulong? counter = null)
     {
         if (IsFinal) return;
         var records = new List<byte[]>();
         _image.TakeDirtyRecords(records, int.MaxValue, below: _initialEnd);
         _image.ClearDirty();
         foreach (var r in records) Enqueue(new Segment(0, r.Length, r, Initial: false));
-        if (_image.Size > _initialEnd) Enqueue(Tail(_initialEnd));
+        if (_image.Size > _initialEnd) EnqueueTail(_initialEnd, counter);
         IsFinal = true;
     }
 
     /// <summary>
-    /// The stop-copy tail from <paramref name="from"/>: read from the image when taken (the device is stopped),
-    /// or for a register file copied now, as mtty_save_state copies the ports on entering STOP_COPY: register
-    /// writes after that do not reach the stream.
+    /// Queues the stop-copy tail from <paramref name="from"/>: read from the image when taken (the device is
+    /// stopped), or for a register file copied now, as mtty_save_state copies the ports on entering STOP_COPY:
+    /// register writes after that do not reach the stream. A <paramref name="counter"/> takes the place of the
+    /// last 8 bytes (the configuration makes sure they lie in the tail).
     /// </summary>
-    private Segment Tail(long from)
+    private void EnqueueTail(long from, ulong? counter)
     {
-        if (!_image.IsRegisterFile) return new Segment(from, _image.Size, null, Initial: false);
-        var snapshot = new byte[_image.Size - from];
-        _image.Read(from, snapshot);
-        return new Segment(0, snapshot.Length, snapshot, Initial: false);
+        int counterBytes = counter is null ? 0 : SimHostConfiguration.SaveCounterBytes;
+        long end = _image.Size - counterBytes;
+        if (!_image.IsRegisterFile)
+        {
+            Enqueue(new Segment(from, end, null, Initial: false));
+        }
+        else
+        {
+            var snapshot = new byte[end - from];
+            _image.Read(from, snapshot);
+            Enqueue(new Segment(0, snapshot.Length, snapshot, Initial: false));
+        }
+        if (counter is ulong value)
+        {
+            var bytes = new byte[counterBytes];
+            BinaryPrimitives.WriteUInt64LittleEndian(bytes, value);
+            Enqueue(new Segment(0, bytes.Length, bytes, Initial: false));
+        }
     }
 
     /// <summary>Ends the session (mtty_disable_file).</summary>
@@ -101,12 +134,26 @@ internal sealed class SimSaveSession
         InitialBytes = OtherQueuedBytes = 0;
     }
 
+    /// <summary>
+    /// The device ended the session without disabling its file (SimDefect.StaleDataFdReadable): the fd goes
+    /// on with what was queued, then the device's state as it was now, from the start, again and again. Read
+    /// from a copy, because the device may run and change its state while the stale fd is read; the changed
+    /// blocks not yet queued stay with the device, whose next session starts from them.
+    /// </summary>
+    public void KeepReadableAfterEnd()
+    {
+        _afterEnd = _image.ToArray();
+        IsFinal = true;
+    }
+
     /// <summary>Copies the next stream bytes into <paramref name="destination"/>; 0 when nothing is available now.</summary>
     public int Take(Span<byte> destination)
     {
         int done = 0;
         while (done < destination.Length)
         {
+            if (_segments.Count == 0 && _afterEnd is { Length: > 0 } again)
+                Enqueue(new Segment(0, again.Length, again, Initial: false));
             if (_segments.Count == 0)
             {
                 if (IsFinal) break;
@@ -120,6 +167,7 @@ internal sealed class SimSaveSession
             int n = (int)Math.Min(head.Length - _headOffset, destination.Length - done);
             var target = destination.Slice(done, n);
             if (head.Literal is { } literal) literal.AsSpan((int)(head.From + _headOffset), n).CopyTo(target);
+            else if (_afterEnd is not null) _afterEnd.AsSpan((int)(head.From + _headOffset), n).CopyTo(target);
             else _image.Read(head.From + _headOffset, target);
             _headOffset += n;
             done += n;
@@ -161,11 +209,21 @@ internal sealed class SimResumeSession
     private readonly SimStateImage _image;
     private readonly long _initialBytes;
     private readonly MemoryStream _received = new();
+    private readonly bool _discard;
+    private readonly int _ignoredTrailer;
 
-    public SimResumeSession(SimStateImage image, long initialBytes)
+    /// <summary>
+    /// A session for <paramref name="image"/>. <paramref name="discard"/> (SimDefect.ResumingAcceptsGarbage):
+    /// every write is taken and thrown away, and the load succeeds and loads nothing.
+    /// <paramref name="ignoredTrailer"/> (SimDefect.SaveNotRepeatable): the stream's last bytes are the
+    /// driver's counter, not state, and the load keeps the device's own bytes there.
+    /// </summary>
+    public SimResumeSession(SimStateImage image, long initialBytes, bool discard = false, int ignoredTrailer = 0)
     {
         _image = image;
         _initialBytes = Math.Clamp(initialBytes, 0, image.Size);
+        _discard = discard;
+        _ignoredTrailer = ignoredTrailer;
     }
 
     public bool Disabled { get; private set; }
@@ -187,6 +245,7 @@ internal sealed class SimResumeSession
     {
         // mtty_resume_write: a write reaching past what the device takes is ENOMEM before anything else is
         // looked at. A register file (mtty) takes exactly its state; other devices also take dirty records.
+        if (_discard) return Disabled ? -Errno.ENODEV : data.Length;
         long limit = _image.IsRegisterFile ? _image.Size : Math.Min(int.MaxValue, _image.Size + MaxRecordBytes);
         if (_received.Length + data.Length > limit) return -Errno.ENOMEM;
         if (Disabled) return -Errno.ENODEV;
@@ -201,6 +260,7 @@ internal sealed class SimResumeSession
     public int Load()
     {
         if (Disabled) return -Errno.ENODEV;
+        if (_discard) return 0;
         var stream = _received.GetBuffer().AsSpan(0, (int)_received.Length);
         // mtty_load_state: fewer bytes than the device's state → EINVAL. It does not look at the header again:
         // the write that completed a bad header answered EFAULT, but its bytes were taken, and a client that
@@ -229,6 +289,7 @@ internal sealed class SimResumeSession
             }
             stream.Slice((int)(_initialBytes + middle)).CopyTo(image.AsSpan((int)_initialBytes));
         }
+        if (_ignoredTrailer > 0) _image.Read(_image.Size - _ignoredTrailer, image.AsSpan(image.Length - _ignoredTrailer));
         _image.Load(image);
         return 0;
     }

@@ -18,6 +18,9 @@ internal sealed class SimMigrationV1Region : IDisposable
     /// <summary>The header page: the data section starts on the next page so it can be mmapped.</summary>
     public const long DataOffset = 0x1000;
 
+    /// <summary>What a SimDefect.V1PendingNeverZero device still offers, per cycle, once its state is read.</summary>
+    public const int EndlessChunkBytes = 0x1000;
+
     private const long DeviceStateOffset = 0, PendingBytesOffset = 8, DataOffsetOffset = 16, DataSizeOffset = 24;
 
     private readonly SimDevice _device;
@@ -152,7 +155,16 @@ internal sealed class SimMigrationV1Region : IDisposable
         uint old = State;
         uint target = value & VFIO_DEVICE_STATE_MASK;
         if (VFIO_DEVICE_STATE_IS_ERROR(old)) return -Errno.EINVAL;
-        if (!VFIO_DEVICE_STATE_VALID(target)) return -Errno.EINVAL;
+        if (!VFIO_DEVICE_STATE_VALID(target))
+        {
+            const uint savingAndResuming = VFIO_DEVICE_STATE_V1_SAVING | VFIO_DEVICE_STATE_V1_RESUMING;
+            if (!_device.Has(SimDefect.V1InvalidStateAccepted) || (target & savingAndResuming) != savingAndResuming) return -Errno.EINVAL;
+            // A driver without the VALID() check stores the bits. It can neither save nor resume in a state
+            // that says both, so its streams end; SAVING|RESUMING alone reads as the error state from now on.
+            EndSessions();
+            _register = (value & ~VFIO_DEVICE_STATE_MASK) | target;
+            return 0;
+        }
         bool wasSaving = (old & VFIO_DEVICE_STATE_V1_SAVING) != 0, saving = (target & VFIO_DEVICE_STATE_V1_SAVING) != 0;
         bool wasResuming = (old & VFIO_DEVICE_STATE_V1_RESUMING) != 0, resuming = (target & VFIO_DEVICE_STATE_V1_RESUMING) != 0;
         bool running = (target & VFIO_DEVICE_STATE_V1_RUNNING) != 0;
@@ -164,11 +176,12 @@ internal sealed class SimMigrationV1Region : IDisposable
             _register = (value & ~VFIO_DEVICE_STATE_MASK) | VFIO_DEVICE_STATE_V1_SAVING | VFIO_DEVICE_STATE_V1_RESUMING;
             return -Errno.EIO;
         }
-        if (wasResuming && !resuming)
+        // Resuming is null here only after an invalid state was accepted (SimDefect.V1InvalidStateAccepted).
+        if (wasResuming && !resuming && Resuming is not null)
         {
             // Leaving _RESUMING loads what was written; a short or foreign stream fails the write and the
             // device stays in _RESUMING ("either the previous state or the error state").
-            int rc = Resuming!.Load();
+            int rc = Resuming.Load();
             if (rc < 0) return rc;
             EndSessions();
         }
@@ -182,7 +195,8 @@ internal sealed class SimMigrationV1Region : IDisposable
         }
         else if (saving && !running)
         {
-            Saving!.EnterStopCopy();
+            // Saving is null here only after an invalid state was accepted (SimDefect.V1InvalidStateAccepted).
+            Saving?.EnterStopCopy();
         }
         if (resuming && !wasResuming)
         {
@@ -205,15 +219,25 @@ internal sealed class SimMigrationV1Region : IDisposable
             _chunkStaged = false;
             _chunkSize = 0;
         }
-        return (ulong)Saving.PendingBytes;
+        long pending = Saving.PendingBytes;
+        return pending == 0 && NeverDrains ? EndlessChunkBytes : (ulong)pending;
     }
 
     /// <summary>data_offset read while saving: the device copies the next chunk of its stream into the window.</summary>
     private void StageChunk()
     {
         _chunkSize = (ulong)Saving!.Take(_window.Span);
+        if (_chunkSize == 0 && NeverDrains)
+        {
+            // The defective driver's stop-and-copy always has one more chunk, and it is zeros.
+            _window.Slice(0, EndlessChunkBytes).Clear();
+            _chunkSize = EndlessChunkBytes;
+        }
         _chunkStaged = true;
     }
+
+    /// <summary>SimDefect.V1PendingNeverZero in stop-and-copy (_SAVING without _RUNNING): the saving loop never reaches 0.</summary>
+    private bool NeverDrains => _device.Has(SimDefect.V1PendingNeverZero) && State == VFIO_DEVICE_STATE_V1_SAVING && Saving is { IsFinal: true };
 
     private int WindowAccess(long offset, int length, out Span<byte> window)
     {

@@ -45,6 +45,9 @@ internal sealed class SimMigrationV2
 
     private readonly SimDevice _device;
 
+    // Stop-copy streams begun so far (SimDefect.SaveNotRepeatable writes the count into each one).
+    private ulong _stopCopyStreams;
+
     public SimMigrationV2(SimDevice device, ulong flags)
     {
         _device = device;
@@ -92,6 +95,48 @@ internal sealed class SimMigrationV2
     public int Set(uint target, out SimDataFile? dataFile)
     {
         dataFile = null;
+        if (State == target) return 0;
+        if (NextState(State, target, out _) < 0) return RefuseForbidden();
+        // A driver without some arcs refuses the whole request before it moves (the device stays where it was).
+        if (PathTakesArcTheDriverLacks(target)) return -Errno.EINVAL;
+        return Walk(target, out dataFile);
+    }
+
+    /// <summary>
+    /// A request the core refuses (the target does not exist for this device, or its path runs into ERROR):
+    /// EINVAL and no change, as the clean driver answers, or as a defective one does.
+    /// </summary>
+    private int RefuseForbidden()
+    {
+        // From ERROR there is no path to STOP: the device stays in ERROR.
+        if (_device.Has(SimDefect.ForbiddenArcChangesState) && NextState(State, STOP, out _) == 0) Set(STOP, out _);
+        return _device.Has(SimDefect.WrongErrnoForbiddenArc) ? -Errno.EPERM : -Errno.EINVAL;
+    }
+
+    /// <summary>
+    /// True if the path to <paramref name="target"/> takes an arc the device's driver lacks:
+    /// RUNNING → STOP or RUNNING_P2P → STOP (SimDefect.MissingArc), or any arc into a P2P state
+    /// (SimDefect.P2PClaimedButRefused).
+    /// </summary>
+    private bool PathTakesArcTheDriverLacks(uint target)
+    {
+        bool missingStop = _device.Has(SimDefect.MissingArc), refusesP2P = _device.Has(SimDefect.P2PClaimedButRefused);
+        if (!missingStop && !refusesP2P) return false;
+        for (uint cur = State; cur != target;)
+        {
+            // A path the core cannot complete is answered by the walk, as for a clean driver.
+            if (NextState(cur, target, out uint next) < 0) return false;
+            if (missingStop && next == STOP && cur is RUNNING or RUNNING_P2P) return true;
+            if (refusesP2P && next is RUNNING_P2P or PRE_COPY_P2P) return true;
+            cur = next;
+        }
+        return false;
+    }
+
+    /// <summary>The arcs from the current state to <paramref name="target"/>, one at a time, as mtty_set_state takes them.</summary>
+    private int Walk(uint target, out SimDataFile? dataFile)
+    {
+        dataFile = null;
         while (State != target)
         {
             int rc = NextState(State, target, out uint next);
@@ -134,9 +179,14 @@ internal sealed class SimMigrationV2
         file = null;
         switch ((cur, next))
         {
+            // The device starts again from STOP: a driver that re-initialises its hardware here loses the state.
+            case (STOP, RUNNING_P2P) or (STOP, RUNNING):
+                if (_device.Has(SimDefect.StateLostOnStopToRunning)) _device.ReinitialiseState();
+                return 0;
+
             // Arcs that only start or stop the device (or its P2P DMA).
-            case (RUNNING, RUNNING_P2P) or (RUNNING_P2P, RUNNING) or (RUNNING_P2P, STOP) or (STOP, RUNNING_P2P)
-                or (PRE_COPY, PRE_COPY_P2P) or (PRE_COPY_P2P, PRE_COPY) or (RUNNING, STOP) or (STOP, RUNNING):
+            case (RUNNING, RUNNING_P2P) or (RUNNING_P2P, RUNNING) or (RUNNING_P2P, STOP)
+                or (PRE_COPY, PRE_COPY_P2P) or (PRE_COPY_P2P, PRE_COPY) or (RUNNING, STOP):
                 return 0;
 
             // RESUMING → STOP loads the state (a short or foreign stream fails the SET: EINVAL).
@@ -150,7 +200,19 @@ internal sealed class SimMigrationV2
 
             // Arcs that end the saving session.
             case (PRE_COPY, RUNNING) or (PRE_COPY_P2P, RUNNING_P2P) or (STOP_COPY, STOP):
-                EndSessions();
+                if (_device.Has(SimDefect.StaleDataFdReadable))
+                {
+                    // The driver forgets the session without disabling its file: the old fd stays readable.
+                    Saving?.KeepReadableAfterEnd();
+                    Saving = null;
+                }
+                else
+                {
+                    EndSessions();
+                }
+                // The UAPI returns no fd on this arc (data_fd -1); a defective driver hands out an empty one.
+                if (cur == STOP_COPY && _device.Has(SimDefect.DataFdOnWrongArc))
+                    file = new SimDataFile(_device, SimSaveSession.Empty(_device.StateImage));
                 return 0;
 
             // Arcs that open a saving session and return its fd.
@@ -159,17 +221,19 @@ internal sealed class SimMigrationV2
                 file = new SimDataFile(_device, Saving);
                 return 0;
             case (STOP, STOP_COPY):
-                Saving = SimSaveSession.StartStopCopy(_device.StateImage);
+                Saving = SimSaveSession.StartStopCopy(_device.StateImage, NextStreamCounter());
                 file = new SimDataFile(_device, Saving);
                 return 0;
 
             // The device stops; the pre-copy fd goes on with the rest of the stream (kernel-interface.md lab 9: data_fd -1).
             case (PRE_COPY_P2P, STOP_COPY) or (PRE_COPY, STOP_COPY):
-                Saving?.EnterStopCopy();
+                Saving?.EnterStopCopy(NextStreamCounter());
                 return 0;
 
             case (STOP, RESUMING):
-                Resuming = new SimResumeSession(_device.StateImage, _device.Workload.InitialBytes);
+                Resuming = new SimResumeSession(_device.StateImage, _device.Workload.InitialBytes,
+                    discard: _device.Has(SimDefect.ResumingAcceptsGarbage),
+                    ignoredTrailer: _device.Has(SimDefect.SaveNotRepeatable) ? SimHostConfiguration.SaveCounterBytes : 0);
                 file = new SimDataFile(_device, Resuming);
                 return 0;
 
@@ -178,4 +242,7 @@ internal sealed class SimMigrationV2
                 return -Errno.EINVAL;
         }
     }
+
+    /// <summary>The counter for a new stop-copy stream of a SimDefect.SaveNotRepeatable device (1, 2, ...); null for any other.</summary>
+    private ulong? NextStreamCounter() => _device.Has(SimDefect.SaveNotRepeatable) ? ++_stopCopyStreams : null;
 }

@@ -50,6 +50,21 @@ internal sealed class SimMttyPorts
         _ports[PortSize + MaxFifo] = MaxFifoSize;
     }
 
+    /// <summary>
+    /// The ports as mtty_init_dev leaves them, except for each port's scratch register (UART_SCR, a byte the
+    /// UART never interprets), which holds <paramref name="scratch"/>: a re-initialised device that can be
+    /// told from the one before (SimDefect.StateLostOnStopToRunning).
+    /// </summary>
+    public void Reinitialise(byte scratch)
+    {
+        Array.Clear(_ports);
+        for (int port = 0; port < 2; port++)
+        {
+            _ports[port * PortSize + MaxFifo] = MaxFifoSize;
+            _ports[port * PortSize + UartReg + UART_SCR] = scratch;
+        }
+    }
+
     /// <summary>Ports the device has (mtty-1: 1, mtty-2: 2): the header's nr_ports.</summary>
     public int NrPorts { get; }
 

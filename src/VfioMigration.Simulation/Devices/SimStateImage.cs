@@ -34,7 +34,8 @@ internal sealed class SimStateImage
     /// <summary>sizeof(struct serial_port) in mtty: the header's "units" field counts these (nr_ports).</summary>
     private const int UnitSize = SimMttyPorts.PortSize;
 
-    private readonly long _seed;
+    // Replaced only by Reseed (a driver that re-initialises its hardware: SimDefect.StateLostOnStopToRunning).
+    private long _seed;
     private readonly byte[] _header;
     // After a stream was loaded, the body as loaded (one copy: a per-block comparison costs the downtime
     // of a large device); a block changed since then is generated from its new generation instead.
@@ -210,6 +211,20 @@ internal sealed class SimStateImage
         }
         _generations = null;
         _loadedBody = image.Slice(HeaderLength).ToArray();
+        ClearDirty();
+    }
+
+    /// <summary>
+    /// Replaces the body with the bytes <paramref name="seed"/> generates, as if the device had been built
+    /// with that seed: what was loaded and what the workload changed are gone. Not for a register file,
+    /// whose owner re-initialises it.
+    /// </summary>
+    public void Reseed(long seed)
+    {
+        if (IsRegisterFile) throw new InvalidOperationException("A register file is re-initialised by its device model.");
+        _seed = seed;
+        _generations = null;
+        _loadedBody = null;
         ClearDirty();
     }
 

@@ -1,22 +1,23 @@
-using System.Collections;
+using System;
 using System.IO;
+using System.Linq;
 using System.Management.Automation;
+using System.Text;
 using VfioMigration.Core;
+using VfioMigration.Core.DeviceChecks;
+using VfioMigration.Core.Files;
 using VfioMigration.Infrastructure;
 
 namespace VfioMigration.Commands;
 
 /// <summary>
-/// Runs the lab checks that ship with the module (LabChecks/DeviceMigration.Tests.ps1) against one
-/// device through Invoke-Pester, and returns Pester's result. Needs Pester 5 or later.
+/// Runs the migration-driver conformance suite (Core's DeviceCheckSuite) against one device and returns
+/// its report; failed checks are also written as warnings, and the report as JUnit or NUnit XML on request.
 /// </summary>
-[Cmdlet(VerbsDiagnostic.Test, "VfioDevice", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
-[OutputType(typeof(PSObject))]
+[Cmdlet(VerbsDiagnostic.Test, "VfioDevice", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(DeviceCheckReport))]
 public sealed class TestVfioDeviceCommand : VfioCmdlet
 {
-    /// <summary>The checks' file, next to the module's assembly.</summary>
-    public const string ChecksFile = "LabChecks/DeviceMigration.Tests.ps1";
-
     #region Parameters
 
     /// <summary>The device to check; its group must be in a container of this session.</summary>
@@ -26,45 +27,127 @@ public sealed class TestVfioDeviceCommand : VfioCmdlet
     [ValidateNotNullOrEmpty]
     public string Device { get; set; } = "";
 
-    /// <summary>A second device of the same kind for the save-restore-save check (the device itself by default).</summary>
+    /// <summary>Only the checks of these areas.</summary>
+    [Parameter]
+    [ValidateSet("Protocol", "Arcs", "DataFd", "PreCopy", "Resuming", "P2P", "DmaLogging", "V1")]
+    public string[]? Area { get; set; }
+
+
+    /// <summary>Only the checks with these ids (docs/conformance.md lists them).</summary>
+    [Parameter]
+    [ArgumentCompleter(typeof(DeviceCheckCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[]? Check { get; set; }
+
+
+    /// <summary>Also write the report to this file, as JUnit or NUnit XML.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? OutputFile { get; set; }
+
+
+    /// <summary>The format of -OutputFile: JUnitXml (default) or NUnitXml.</summary>
+    [Parameter]
+    [ValidateSet("JUnitXml", "NUnitXml")]
+    public string OutputFormat { get; set; } = "JUnitXml";
+
+    /// <summary>A second device that restores go into (the device itself without it).</summary>
     [Parameter]
     [ArgumentCompleter(typeof(DeviceCompleter))]
     [ValidateNotNullOrEmpty]
     public string? Peer { get; set; }
 
-    /// <summary>Pester's output verbosity: None, Normal, Detailed.</summary>
+
+    /// <summary>Only the checks of this severity.</summary>
     [Parameter]
-    [ValidateSet("None", "Normal", "Detailed", "Diagnostic")]
-    public string Output { get; set; } = "Detailed";
+    public CheckSeverity? Severity { get; set; }
+
 
     #endregion
 
     protected override void ProcessRecord()
     {
-        string checks = Path.Combine(Path.GetDirectoryName(typeof(TestVfioDeviceCommand).Assembly.Location) ?? ".", ChecksFile);
-        if (!File.Exists(checks))
+        if (Check is { Length: > 0 })
         {
-            ThrowTerminatingError(RuleError($"The lab checks are missing: {checks}.", ErrorIds.LabChecksNotFound, ErrorCategory.ObjectNotFound, checks));
+            var unknown = Check.Where(id => !DeviceCheckSuite.Catalog.Any(c => c.Id.Equals(id, StringComparison.OrdinalIgnoreCase))).ToArray();
+            if (unknown.Length > 0)
+            {
+                ThrowTerminatingError(RuleError($"No check is called {string.Join(", ", unknown)}; the checks are: {string.Join(", ", DeviceCheckSuite.Catalog.Select(c => c.Id))}.",
+                    ErrorIds.UnknownCheck, ErrorCategory.InvalidArgument, string.Join(",", unknown)));
+            }
         }
-        // Pester may be loaded already (a lab's run) or installed; either way version 5 or later.
-        var pester = InvokeCommand.InvokeScript(
-            "$loaded = Get-Command Invoke-Pester -ErrorAction Ignore | Where-Object { $_.Module.Version -ge [version]'5.0' }; " +
-            "if ($loaded) { $loaded.Module } else { Get-Module -ListAvailable Pester | Where-Object { $_.Version -ge [version]'5.0' } | Select-Object -First 1 }");
-        if (pester.Count == 0)
+        using var trace = TraceCalls();
+        var device = OpenSessionDevice(Device);
+        if (device is null) return;
+        var peer = Peer is null || Peer == Device ? null : OpenSessionDevice(Peer);
+        if (Peer is not null && Peer != Device && peer is null) return;
+        // The checks move the device through its migration states and restore streams into it (or the peer).
+        string target = peer is null ? device.Name : $"{device.Name} and {peer.Name}";
+        if (!ShouldProcess(target, "Run the migration-driver conformance checks (moves the device through its states, saves, restores and resets it; it ends in RUNNING)")) return;
+        var container = VfioSession.Containers.FirstOrDefault(c => c.HoldsDevice(device.Name));
+        var progress = new ProgressRecord(5, $"Test-VfioDevice {device.Name}", "starting");
+        DeviceCheckReport report;
+        try
         {
-            ThrowTerminatingError(RuleError("Test-VfioDevice runs its checks with Pester 5 or later, which is not installed: Install-PSResource Pester (or Install-Module Pester).",
-                ErrorIds.PesterNotFound, ErrorCategory.NotInstalled, "Pester"));
+            report = DeviceCheckSuite.Run(device, peer, container, Area, Severity, Check,
+                (done, all, check) =>
+                {
+                    progress.PercentComplete = all == 0 ? 100 : 100 * done / all;
+                    progress.StatusDescription = done < all ? $"{done + 1} of {all}: {check.Id}" : "done";
+                    WriteProgress(progress);
+                }, StopToken);
         }
-        // The checks move the device through its states and save and restore it, so they change it.
-        if (!ShouldProcess(Device, "Run the lab checks (moves the device through its migration states, saves and restores its state)")) return;
-        var data = new Hashtable { ["Device"] = Device };
-        if (Peer is not null) data["Peer"] = Peer;
-        var result = InvokeCommand.InvokeScript(
-            "param($path, $data, $output) if (-not (Get-Command Invoke-Pester -ErrorAction Ignore | Where-Object { $_.Module.Version -ge [version]'5.0' })) { Import-Module Pester -MinimumVersion 5.0 -ErrorAction Stop }; " +
-            "$c = New-PesterContainer -Path $path -Data $data; " +
-            "$cfg = New-PesterConfiguration; $cfg.Run.Container = $c; $cfg.Run.PassThru = $true; $cfg.Output.Verbosity = $output; " +
-            "Invoke-Pester -Configuration $cfg",
-            useNewScope: true, writeToPipeline: System.Management.Automation.Runspaces.PipelineResultTypes.None, input: null, args: new object[] { checks, data, Output });
-        foreach (var r in result) WriteObject(r);
+        catch (OperationCanceledException)
+        {
+            // Each check ends with the device in RUNNING: a stop between checks leaves it there.
+            WarnEvenIfStopped($"Test-VfioDevice stopped; {device.Name} was left in RUNNING after its last check.");
+            return;
+        }
+        catch (Exception e) when (IsVfioError(e))
+        {
+            WriteError(ErrorFor(e, device.Name));
+            return;
+        }
+        finally
+        {
+            progress.RecordType = ProgressRecordType.Completed;
+            WriteProgress(progress);
+        }
+        foreach (var r in report.Results)
+        {
+            if (r.Outcome == CheckOutcome.Failed)
+                WriteWarning($"{r.Id} failed ({r.Severity.ToString().ToLowerInvariant()}): expected {r.Expected}; the device {r.Actual}. Rule: {r.Rule}");
+            else
+                WriteVerbose($"{r.Outcome} {r.Id}{(r.Outcome == CheckOutcome.Skipped ? ": " + r.Actual : "")}");
+            if (r.Cleanup is not null) WriteVerbose($"after {r.Id}: {r.Cleanup}");
+        }
+        if (OutputFile is not null) WriteReport(report);
+        WriteObject(report);
     }
+
+    private void WriteReport(DeviceCheckReport report)
+    {
+        string path = GetUnresolvedProviderPathFromPSPath(OutputFile!);
+        string xml = OutputFormat == "NUnitXml" ? report.ToNUnitXml() : report.ToJUnitXml();
+        try
+        {
+            // A report replaces the last one (a lab keeps writing the same path), never half-written.
+            using var file = new AtomicFileWriter(path, "test report", replace: true);
+            file.Write(new UTF8Encoding(false).GetBytes(xml));
+            file.Commit();
+        }
+        catch (Exception e) when (IsVfioError(e))
+        {
+            WriteError(ErrorFor(e, path));
+        }
+    }
+}
+
+/// <summary>Completes -Check with the suite's check ids.</summary>
+public sealed class DeviceCheckCompleter : IArgumentCompleter
+{
+    public System.Collections.Generic.IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+        System.Management.Automation.Language.CommandAst commandAst, System.Collections.IDictionary fakeBoundParameters) =>
+        DeviceCheckSuite.Catalog.Where(c => c.Id.StartsWith(wordToComplete, StringComparison.OrdinalIgnoreCase))
+            .Select(c => new CompletionResult(c.Id, c.Id, CompletionResultType.ParameterValue, c.Rule));
 }
