@@ -41,12 +41,12 @@ internal static class LogAndV1Checks
         c.Device.TryFeature(VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, VFIO_DEVICE_FEATURE_SET, Span<byte>.Empty);
 
     /// <summary>GET DMA_LOGGING_REPORT of a range into a zeroed bitmap: the result and the bits set.</summary>
-    private static (int Rc, ulong Bits) Report(DeviceCheckContext c, ulong iova, ulong length)
+    private static (int Rc, ulong Bits) Report(DeviceCheckContext c, ulong iova, ulong length, ulong pageSize = LogPage)
     {
         ulong pages = (length + LogPage - 1) / LogPage;
         using var bitmap = new NativeBuffer((long)((pages + 63) / 64 * 8));
         Span<byte> report = stackalloc byte[StructBytes.SizeOf<vfio_device_feature_dma_logging_report>()];
-        StructBytes.Write(report, new vfio_device_feature_dma_logging_report { iova = iova, length = length, page_size = LogPage, bitmap = bitmap.Address });
+        StructBytes.Write(report, new vfio_device_feature_dma_logging_report { iova = iova, length = length, page_size = pageSize, bitmap = bitmap.Address });
         int rc = c.Device.TryFeature(VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, VFIO_DEVICE_FEATURE_GET, report);
         ulong bits = 0;
         foreach (byte b in bitmap.Span) bits += (ulong)System.Numerics.BitOperations.PopCount(b);
@@ -93,6 +93,23 @@ internal static class LogAndV1Checks
                 (rc, _) = Report(c, LogIova, LogLength);
                 HostCanReport(rc);
                 Expect(rc < 0, "REPORT after STOP to fail", "answered 0");
+            }, LogIdle);
+
+        yield return new DeviceCheck("dmalog.report-refuses-bad-page-size", "DmaLogging", CheckSeverity.Must,
+            "DMA_LOGGING_REPORT with a page_size below 4 KiB or not a power of two answers EINVAL.",
+            "drivers/vfio/vfio_main.c: vfio_ioctl_device_feature_logging_report (page_size < SZ_4K or not a power of two: -EINVAL)",
+            c =>
+            {
+                Expect(Start(c, new[] { (LogIova, LogLength) }) == 0, "START to succeed", "refused it");
+                try
+                {
+                    foreach (ulong bad in new ulong[] { 4097, 2048, 12288 })
+                    {
+                        var (rc, _) = Report(c, LogIova, LogLength, bad);
+                        Expect(rc == -Errno.EINVAL, $"REPORT at page_size {bad} to answer EINVAL", $"answered {Answer(rc)}");
+                    }
+                }
+                finally { Stop(c); }
             }, LogIdle);
 
         yield return new DeviceCheck("dmalog.report-unlogged-range", "DmaLogging", CheckSeverity.Should,
