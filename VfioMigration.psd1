@@ -1,8 +1,9 @@
 @{
     # The module's manifest. 'build.ps1 -Task Build' lays the assemblies into module/ and writes
     # module/VfioMigration.psd1 from this file (rooted at VfioMigration.dll, paths relative to module/);
-    # 'build.ps1 -Task Package' copies that folder as the publishable module. In a checkout this manifest
-    # loads the built one as its nested module, so PowerShell finds the cmdlets' help next to the dll.
+    # 'build.ps1 -Task Package' copies that folder, LICENSE and docs/ as the publishable module. In a
+    # checkout this manifest loads the built one as its nested module, so PowerShell finds the cmdlets'
+    # help next to the dll.
     NestedModules        = @('module/VfioMigration.psd1')
     # The layers (docs/architecture.md) load with the module, so their types ([VfioMigration.Core.Simulation.SimulatedKernel],
     # [VfioMigration.Core.Migration.StateFile]) can be named in a script before any cmdlet has run.
@@ -52,9 +53,11 @@
     VariablesToExport    = @()
     PrivateData          = @{
         PSData = @{
-            Tags       = @('VFIO', 'Linux', 'Migration', 'IOMMU', 'DirtyTracking', 'Virtualization')
-            LicenseUri = ''
-            ProjectUri = ''
+            # Gallery metadata. Tags are single words (a gallery splits them at spaces). The project has no
+            # public address, so ProjectUri and LicenseUri are left out rather than empty (an empty URI is
+            # refused by Publish-PSResource); the license ships in the package as LICENSE.
+            Tags         = @('VFIO', 'Linux', 'Migration', 'LiveMigration', 'IOMMU', 'DirtyPages', 'DirtyTracking', 'QEMU', 'Virtualization')
+            ReleaseNotes = '0.1.0, the first release: IOMMU groups, containers and DMA mappings; dirty-page tracking (IOMMU and device DMA logs), bitmaps and dirty rates; v1 and v2 migration states stepped along the kernel''s path; verified device-state files; pre-copy migration with a report and a pre-flight check (Test-VfioMigration); the migration-driver conformance suite (Test-VfioDevice); a simulated VFIO host for machines without VFIO.'
         }
     }
 }

@@ -14,7 +14,9 @@
                 checks that docs and code agree on every cmdlet's parameters
       Test      xunit (Core), Pester (the module) and the QEMU lab (LabTest), one closing line
                 'total: N passed, N failed, N skipped'
-      Package   a self-contained, publishable copy of the module in out/VfioMigration
+      Package   a self-contained, publishable copy of the module in out/VfioMigration/<version> (module/, LICENSE,
+                docs/*.md), then its round trip: Publish-PSResource to a temporary folder repository,
+                Install-PSResource into an isolated HOME, Import-Module by name outside the checkout
       Demo      the README's main job: a walk through the module
       Bench     the benchmarks of docs/performance.md (P1 bitmap scan beside C, P2 ioctls per query,
                 P3 bytes per query, P5 Import-Module time)
@@ -247,10 +249,14 @@ function Task-Package {
     $out = Join-Path $Root "out/VfioMigration/$version"
     Write-Step "Package -> $out"
     Remove-Item (Join-Path $Root 'out/VfioMigration') -Recurse -Force -ErrorAction Ignore
-    $null = New-Item -ItemType Directory -Force $out
-    Get-ChildItem $ModuleDir -Force | Copy-Item -Destination $out -Recurse -Force
-    $null = Test-ModuleManifest (Join-Path $out 'VfioMigration.psd1')
-    Write-Host "Publishable module: $out (Import-Module $out/VfioMigration.psd1)"
+    # The built module/, LICENSE and the docs pages help names (src/BuildTools/New-ModulePackage.ps1).
+    $null = & (Join-Path $Root 'src/BuildTools/New-ModulePackage.ps1') -Root $Root -Destination $out
+    # The round trip a user makes: publish to a folder repository, install into an isolated HOME, import by
+    # name outside the checkout (src/BuildTools/Test-PackageRoundTrip.ps1; tests/Pester/Package.Tests.ps1
+    # runs it in the test command). It imports the module only in its child processes.
+    Write-Step 'Package: publish, install and use round trip'
+    $null = & (Join-Path $Root 'src/BuildTools/Test-PackageRoundTrip.ps1') -PackagePath $out
+    Write-Host "Publishable module: $out (Publish-PSResource -Path $out -Repository <name>)"
 }
 
 function Task-Demo {

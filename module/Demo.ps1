@@ -66,7 +66,7 @@ try { Get-DirtyBitmap -Iova 0x10000000 -Size 1MB -ErrorAction Stop } catch { Wri
 
 Show-Step 'Dirty rate over one second (Measure-DirtyRate)'
 Show (Measure-DirtyRate -Duration 00:00:01 -Interval 00:00:00.5 -WarningAction SilentlyContinue)
-Get-VfioContainer | Remove-VfioContainer
+Get-VfioContainer | Remove-VfioContainer -Confirm:$false
 
 Show-Step 'A device that logs its own DMA (Start-DirtyTracking -Device, Get-DirtyBitmap -Device)'
 $nic = '0000:3b:00.1'
@@ -80,7 +80,7 @@ $byContainer = Get-DirtyBitmap
 Show @($byDevice, $byContainer)
 Write-Host ("The NIC's own log holds the {0} pages it wrote; behind the IOMMU, the container's tracking can only report all {1} mapped pages." -f $byDevice.DirtyPages, $byContainer.DirtyPages)
 Stop-DirtyTracking -Device $nic
-Get-VfioContainer | Remove-VfioContainer
+Get-VfioContainer | Remove-VfioContainer -Confirm:$false
 
 Show-Step 'Migration states of the mtty sample, one arc per step (Set-VfioMigrationState)'
 $mtty = '36e5c7cc-4871-4d03-91da-44479a60a911'
@@ -126,7 +126,7 @@ $report | Format-List Status, Iterations, RemainingBytes, StopCopySize, AllowedB
 Write-Host "Why: $($report.ErrorDescription)"
 Write-Host 'Every migration of the session is kept, also one stopped with Ctrl+C (Get-VfioMigration):'
 Show (Get-VfioMigration | Select-Object Source, Destination, Status, Iterations, Downtime, ErrorId)
-Get-VfioContainer | Remove-VfioContainer
+Get-VfioContainer | Remove-VfioContainer -Confirm:$false
 
 Show-Step 'Help'
 Write-Host (Get-Help Get-VfioGroup).Synopsis

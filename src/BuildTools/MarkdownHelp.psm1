@@ -70,4 +70,22 @@ function Get-DocumentedCommands {
     Get-ChildItem $DocsPath -Filter '*-*.md' | Where-Object { $_.BaseName -cmatch '^[A-Z][a-z]+-[A-Z][A-Za-z]+$' } | Sort-Object Name
 }
 
-Export-ModuleMember -Function Read-HelpMarkdown, Split-Subsections, Get-Paragraphs, Get-CodeBlocks, Get-DocumentedCommands
+function Get-HelpTopicPages {
+    <# Every docs/about_*.md page: each becomes an about topic (en-US/about_*.help.txt) of the module. #>
+    param([Parameter(Mandatory)] [string] $DocsPath)
+    Get-ChildItem $DocsPath -Filter 'about_*.md' -File | Sort-Object Name
+}
+
+function Get-PackagedPages {
+    <#
+    The docs/*.md pages the package ships, in a docs/ folder beside its manifest: all of them. Help text
+    names a page as docs/<page>.md, which is then a path in the installed module's folder (and, in a
+    checkout, beside the root manifest), and the pages' links to each other keep working. The Package
+    task (New-ModulePackage.ps1) copies this list and the docs check (Test-Docs.ps1) holds help to it.
+    #>
+    param([Parameter(Mandatory)] [string] $DocsPath)
+    Get-ChildItem $DocsPath -Filter '*.md' -File | Sort-Object Name
+}
+
+Export-ModuleMember -Function Read-HelpMarkdown, Split-Subsections, Get-Paragraphs, Get-CodeBlocks, Get-DocumentedCommands,
+    Get-HelpTopicPages, Get-PackagedPages

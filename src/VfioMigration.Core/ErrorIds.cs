@@ -41,6 +41,7 @@ public static class ErrorIds
 {
     // The session, the host, discovery.
     public const string VfioNotPresent = "VfioNotPresent";
+    public const string NoIommu = "NoIommu";
     public const string GroupNotFound = "GroupNotFound";
     public const string DeviceNotFound = "DeviceNotFound";
     public const string ContainerNotFound = "ContainerNotFound";
@@ -83,6 +84,7 @@ public static class ErrorIds
     private static readonly ErrorIdInfo[] Table =
     {
         new(VfioNotPresent, ErrorKind.ResourceUnavailable, "this machine has no /dev/vfio/vfio", "load vfio-pci (modprobe vfio-pci), or rehearse with Connect-VfioHost -Simulated"),
+        new(NoIommu, ErrorKind.ResourceUnavailable, "the kernel shows no IOMMU groups: the IOMMU is off, so no device can be given to VFIO", "turn on VT-d/AMD-Vi and boot with intel_iommu=on or amd_iommu=on (a VM needs a virtual IOMMU), or rehearse with Connect-VfioHost -Simulated"),
         new(GroupNotFound, ErrorKind.ObjectNotFound, "no IOMMU group has this number", "list the groups with Get-VfioGroup"),
         new(DeviceNotFound, ErrorKind.ObjectNotFound, "no IOMMU group holds a device of this name", "check the PCI address (lspci -D) or the mdev UUID; Get-VfioGroup lists the devices"),
         new(ContainerNotFound, ErrorKind.ObjectNotFound, "this session holds no container (of that number)", "create one with New-VfioContainer; Get-VfioContainer lists them"),

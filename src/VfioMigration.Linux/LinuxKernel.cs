@@ -17,7 +17,15 @@ public sealed class LinuxKernel : IVfioKernel
 
     public HostKind Kind => HostKind.Linux;
 
-    public string Description { get; } = "this machine (Linux " + Environment.OSVersion.Version + ")";
+    // The release as uname -r prints it (6.12.117+deb12-amd64): Environment.OSVersion parses it into a
+    // version and prints "6.12.117.12", a kernel nobody runs, into every object and CSV row.
+    public string Description { get; } = "this machine (Linux " + Release() + ")";
+
+    private static string Release()
+    {
+        try { return System.IO.File.ReadAllText("/proc/sys/kernel/osrelease").Trim(); }
+        catch (Exception e) when (e is System.IO.IOException or UnauthorizedAccessException) { return Environment.OSVersion.Version.ToString(); }
+    }
 
     public IHostFiles Files { get; } = new LinuxFiles();
 

@@ -3,7 +3,7 @@ using VfioMigration.Core.Native;
 
 namespace VfioMigration.Core.Simulation;
 
-/// <summary>Topologies built in code (the shipped default lives in module/SimulatedHost.psd1).</summary>
+/// <summary>Topologies built in code (the shipped default lives in module/SimulatedHost/Default.psd1).</summary>
 public static class SimTopologies
 {
     /// <summary>The mtty sample's identity as the QEMU lab created it (type mtty-2).</summary>

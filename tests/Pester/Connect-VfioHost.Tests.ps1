@@ -8,7 +8,8 @@ Describe 'Connect-VfioHost' {
         $h = Connect-VfioHost -Simulated
         $h.Kind | Should -Be 'Simulated'
         $h.VfioPresent | Should -BeTrue
-        $h.Configuration | Should -Match 'SimulatedHost\.psd1$'
+        $h.Configuration | Should -BeLike '*/module/SimulatedHost/Default.psd1'
+        $h.Configuration | Should -Exist
         (Get-VfioHost).Kind | Should -Be 'Simulated'
     }
 

@@ -149,16 +149,16 @@ Describe 'PowerShell manners' {
     It 'returns the dirty bitmap of a mapping it removes while tracking' {
         $c = New-LabGuest
         $c | Start-DirtyTracking
-        $b = Get-VfioDmaMapping | Where-Object Iova -EQ 0x10000000 | Remove-VfioDmaMapping
+        $b = Get-VfioDmaMapping | Where-Object Iova -EQ 0x10000000 | Remove-VfioDmaMapping -Confirm:$false
         $b.DirtyPages | Should -Be 512
         (Get-VfioDmaMapping).Count | Should -Be 1
         $c | Stop-DirtyTracking
-        Get-VfioDmaMapping | Remove-VfioDmaMapping | Should -BeNullOrEmpty
+        Get-VfioDmaMapping | Remove-VfioDmaMapping -Confirm:$false | Should -BeNullOrEmpty
     }
 
     It 'closes everything with Remove-VfioContainer and frees the group for another container' {
         $c = New-LabGuest
-        $c | Remove-VfioContainer
+        $c | Remove-VfioContainer -Confirm:$false
         Get-VfioContainer | Should -BeNullOrEmpty
         (New-VfioContainer -Group 2).Groups.Number | Should -Be 2
     }
@@ -194,7 +194,7 @@ Describe 'Bitmaps as files and sets' {
         $c | Start-DirtyTracking
         $all = Get-DirtyBitmap -Iova 0x10000000 -Size 0x400000
         $c | Stop-DirtyTracking
-        Get-VfioDmaMapping | Where-Object Iova -EQ 0x10300000 | Remove-VfioDmaMapping
+        Get-VfioDmaMapping | Where-Object Iova -EQ 0x10300000 | Remove-VfioDmaMapping -Confirm:$false
         $c | Start-DirtyTracking
         $some = Get-DirtyBitmap -Iova 0x10000000 -Size 0x400000
         $d = Compare-DirtyBitmap $all $some -Operation Difference
@@ -333,7 +333,7 @@ Describe 'A device''s own DMA log (Start-DirtyTracking -Device, Get-DirtyBitmap 
         # logging 2 MiB; returns its name.
         function Connect-DebianLikeHost {
             $cfg = Join-Path $TestDrive 'debian.psd1'
-            (Get-Content "$PSScriptRoot/../../module/SimulatedHost.psd1" -Raw) -replace 'IommufdDriver = \$true', 'IommufdDriver = $false' | Set-Content $cfg
+            (Get-Content "$PSScriptRoot/../../module/SimulatedHost/Default.psd1" -Raw) -replace 'IommufdDriver = \$true', 'IommufdDriver = $false' | Set-Content $cfg
             Connect-VfioHost -Simulated -Configuration $cfg | Out-Null
             $nic = '0000:3b:00.1'
             $null = New-VfioContainer -Device $nic

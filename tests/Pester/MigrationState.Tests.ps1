@@ -49,9 +49,9 @@ Describe 'Set-VfioMigrationState' {
         (Get-VfioMigrationState $Mtty).State | Should -Be 'Running'
     }
 
-    It 'asks before stopping a device (ConfirmImpact High)' {
+    It 'does not ask before an undoable state change (ConfirmImpact Medium), but -Confirm can' {
         (Get-Command Set-VfioMigrationState).ImplementingType.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0].ConfirmImpact |
-            Should -Be 'High'
+            Should -Be 'Medium'
     }
 
     It 'says how to open a device no container holds' {
@@ -135,7 +135,7 @@ Describe 'Start-VfioMigration and Test-VfioMigration' {
         $null = New-VfioContainer -Group 2, 10
         (Test-VfioMigration 8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a61).Incompatibilities.MessageId | Should -Contain 'NoDirtyTracking'
         # mtty logs its DMA itself, so the same container does not stop it.
-        Remove-VfioContainer -Id 1
+        Remove-VfioContainer -Id 1 -Confirm:$false
         $null = New-VfioContainer -Group 2, 7
         (Test-VfioMigration $Mtty).Incompatibilities.MessageId | Should -Not -Contain 'NoDirtyTracking'
     }

@@ -118,6 +118,12 @@ public sealed class DirtyBitmap
     /// <summary>The bitmap words (bit k = page Iova + k × PageSize).</summary>
     public ReadOnlySpan<ulong> GetWords() => _words.AsSpan(0, (int)BitmapMath.WordsFor(Pages));
 
+    /// <summary>The bitmap words as an array (a copy), for PowerShell and other callers that cannot hold a span.</summary>
+    public ulong[] ToArray() => GetWords().ToArray();
+
+    /// <summary>The bitmap as bytes (a copy), little-endian as the kernel writes it: bit k of byte k/8 is page k.</summary>
+    public byte[] ToBytes() => System.Runtime.InteropServices.MemoryMarshal.AsBytes(GetWords()).ToArray();
+
     /// <summary>True if the page holding <paramref name="address"/> is dirty.</summary>
     public bool IsDirty(Iova address)
     {

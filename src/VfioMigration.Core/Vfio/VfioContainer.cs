@@ -83,6 +83,8 @@ public sealed class VfioContainer : IDisposable
     /// </summary>
     public static VfioContainer Open(VfioHost host, bool numbered = true)
     {
+        // Without /dev/vfio/vfio, open() would only say ENOENT: say what is missing and how to rehearse.
+        if (Discovery.VfioAvailability.Missing(host) is { } missing) throw missing;
         var fd = host.Open(VfioHost.ContainerPath);
         try
         {

@@ -37,14 +37,15 @@ public sealed class VfioGroupHandle : IDisposable
     /// <summary>Opens /dev/vfio/N, explaining EBUSY (who holds it), EACCES and ENOENT.</summary>
     public static VfioGroupHandle Open(VfioHost host, int number)
     {
-        var info = IommuGroupDiscovery.FindGroup(host.Kernel, number)
-            ?? throw new VfioRuleException("GroupNotFound", $"IOMMU group {number} does not exist on {host.Description}.");
-        string path = info.DevicePath;
-        if (!info.DeviceNodeExists)
+        var info = IommuGroupDiscovery.FindGroup(host.Kernel, number);
+        if (info is null)
         {
-            throw new VfioRuleException("GroupNotBoundToVfio",
-                $"group {number} has no {path}: none of its devices ({string.Join(", ", info.Devices.Select(d => $"{d.Name} on {d.Driver ?? "no driver"}"))}) is bound to a VFIO driver. Bind them to vfio-pci first.");
+            // A host without VFIO (or without an IOMMU) has no group at all: say that, not just "no group 2".
+            if (VfioAvailability.Missing(host) is { } missing) throw missing;
+            throw new VfioRuleException("GroupNotFound", $"IOMMU group {number} does not exist on {host.Description} (Get-VfioGroup lists the groups there are).");
         }
+        string path = info.DevicePath;
+        if (!info.DeviceNodeExists) throw new VfioRuleException("GroupNotBoundToVfio", VfioAvailability.NothingBound(info));
         try
         {
             return new VfioGroupHandle(host, info, host.Open(path));

@@ -24,8 +24,12 @@ public sealed class ConnectVfioHostCommand : VfioCmdlet
     private const string LinuxParameterSet = "Linux";
     private const string SimulatedParameterSet = "Simulated";
 
-    /// <summary>The configuration file shipped next to the module.</summary>
-    public const string DefaultConfigurationFile = "SimulatedHost.psd1";
+    /// <summary>
+    /// The configuration file shipped with the module, relative to the module's folder. It lives in a
+    /// subfolder so that the module's folder holds one .psd1, its manifest: tools that take the first
+    /// .psd1 they find there as the manifest (Publish-PSResource does) cannot mistake it.
+    /// </summary>
+    public const string DefaultConfigurationFile = "SimulatedHost/Default.psd1";
 
     #region Parameters
 
@@ -33,7 +37,7 @@ public sealed class ConnectVfioHostCommand : VfioCmdlet
     [Parameter(Mandatory = true, ParameterSetName = SimulatedParameterSet)]
     public SwitchParameter Simulated { get; set; }
 
-    /// <summary>The simulated host's topology (.psd1); the module's SimulatedHost.psd1 by default.</summary>
+    /// <summary>The simulated host's topology (.psd1); the module's SimulatedHost/Default.psd1 by default.</summary>
     [Parameter(Position = 0, ParameterSetName = SimulatedParameterSet)]
     [ValidateNotNullOrEmpty]
     public string? Configuration { get; set; }

@@ -23,11 +23,12 @@ public sealed class GetVfioDeviceCommand : VfioCmdlet
 
     #region Parameters
 
-    /// <summary>PCI addresses or mdev UUIDs; every VFIO device by default.</summary>
+    /// <summary>PCI addresses or mdev UUIDs, wildcards allowed; every VFIO device by default.</summary>
     [Parameter(Position = 0, ParameterSetName = NameParameterSet, ValueFromPipelineByPropertyName = true)]
     [Alias("Device", "Address")]
     [ArgumentCompleter(typeof(DeviceCompleter))]
     [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
     public string[]? Name { get; set; }
 
     /// <summary>Groups from Get-VfioGroup: their VFIO devices.</summary>
@@ -50,12 +51,22 @@ public sealed class GetVfioDeviceCommand : VfioCmdlet
         }
         if (Name is null)
         {
+            // Listing on a host without VFIO finds nothing: say why instead of printing nothing.
+            if (VfioAvailability.Missing(CurrentHost) is { } missing) WriteWarning(missing.Message);
             foreach (var g in _groups.Where(g => g.DeviceNodeExists))
                 foreach (var d in g.Devices.Where(d => d.BoundToVfio)) Emit(g, d, listing: true);
             return;
         }
         foreach (string n in Name)
         {
+            if (WildcardPattern.ContainsWildcardCharacters(n))
+            {
+                // A pattern matches VFIO devices by name; matching none is not an error (as Get-ChildItem).
+                var pattern = new WildcardPattern(n, WildcardOptions.IgnoreCase);
+                foreach (var g in _groups.Where(g => g.DeviceNodeExists))
+                    foreach (var d in g.Devices.Where(d => d.BoundToVfio && pattern.IsMatch(d.Name))) Emit(g, d, listing: true);
+                continue;
+            }
             if (IommuGroupDiscovery.FindDevice(_groups, n) is not { } found)
             {
                 WriteError(RuleError(IommuGroupDiscovery.NotFoundMessage(n, CurrentHost.Description), ErrorIds.DeviceNotFound, ErrorCategory.ObjectNotFound, n));

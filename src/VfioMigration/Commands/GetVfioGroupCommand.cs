@@ -26,10 +26,11 @@ public sealed class GetVfioGroupCommand : VfioCmdlet
     [ValidateRange(0, int.MaxValue)]
     public int[] Group { get; set; } = System.Array.Empty<int>();
 
-    /// <summary>Devices (PCI address or mdev UUID) whose groups to show.</summary>
+    /// <summary>Devices (PCI address or mdev UUID, wildcards allowed) whose groups to show.</summary>
     [Parameter(Mandatory = true, ParameterSetName = DeviceParameterSet, ValueFromPipelineByPropertyName = true)]
     [Alias("Address", "Name")]
     [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
     public string[] Device { get; set; } = System.Array.Empty<string>();
 
     /// <summary>Only groups whose /dev/vfio/N exists (devices bound to VFIO drivers).</summary>
@@ -42,13 +43,8 @@ public sealed class GetVfioGroupCommand : VfioCmdlet
 
     protected override void BeginProcessing()
     {
-        var kernel = CurrentHost.Kernel;
-        if (!IommuGroupDiscovery.IsVfioPresent(kernel))
-        {
-            WriteWarning($"VFIO is not available on {CurrentHost.Description}: {Core.Kernel.VfioHost.ContainerPath} does not exist. " +
-                         "Load the drivers (modprobe vfio-pci) and bind devices to vfio-pci to use real devices, " +
-                         "or rehearse on the simulated host that ships with this module: Connect-VfioHost -Simulated.");
-        }
+        // Groups are sysfs's and listed anyway; without VFIO none can be opened: say what is missing.
+        if (VfioAvailability.Missing(CurrentHost) is { } missing) WriteWarning(missing.Message);
     }
 
     protected override void ProcessRecord()
@@ -73,6 +69,12 @@ public sealed class GetVfioGroupCommand : VfioCmdlet
                 _all ??= IommuGroupDiscovery.GetGroups(kernel);
                 foreach (string name in Device)
                 {
+                    if (WildcardPattern.ContainsWildcardCharacters(name))
+                    {
+                        var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
+                        foreach (var g in _all.Where(g => g.Devices.Any(d => pattern.IsMatch(d.Name)))) Emit(g);
+                        continue;
+                    }
                     if (IommuGroupDiscovery.FindDevice(_all, name) is not { } found)
                     {
                         WriteError(RuleError(IommuGroupDiscovery.NotFoundMessage(name, CurrentHost.Description), ErrorIds.DeviceNotFound, ErrorCategory.ObjectNotFound, name));

@@ -6,7 +6,7 @@ using VfioMigration.Infrastructure;
 namespace VfioMigration.Commands;
 
 /// <summary>Stops dirty tracking, unmaps every DMA mapping, detaches the groups and closes a container.</summary>
-[Cmdlet(VerbsCommon.Remove, "VfioContainer", DefaultParameterSetName = InputObjectParameterSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsCommon.Remove, "VfioContainer", DefaultParameterSetName = InputObjectParameterSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 public sealed class RemoveVfioContainerCommand : VfioCmdlet
 {
     private const string InputObjectParameterSet = "InputObject";

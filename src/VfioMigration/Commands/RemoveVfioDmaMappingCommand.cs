@@ -11,7 +11,7 @@ namespace VfioMigration.Commands;
 /// back the dirty bitmap of what it unmaps (GET_DIRTY_BITMAP), and the cmdlet returns it: those pages
 /// would otherwise be lost to the migration.
 /// </summary>
-[Cmdlet(VerbsCommon.Remove, "VfioDmaMapping", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsCommon.Remove, "VfioDmaMapping", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(DirtyBitmap))]
 public sealed class RemoveVfioDmaMappingCommand : VfioCmdlet
 {

@@ -13,7 +13,7 @@ namespace VfioMigration.Commands;
 /// stop-and-copy. The file is written under a temporary name (0600) and renamed only when complete; a
 /// failed or cancelled save (Ctrl+C) leaves no file and moves the device back where it started.
 /// </summary>
-[Cmdlet(VerbsData.Save, "VfioDeviceState", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+[Cmdlet(VerbsData.Save, "VfioDeviceState", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(StateSaveResult))]
 public sealed class SaveVfioDeviceStateCommand : VfioCmdlet
 {

@@ -12,7 +12,7 @@ namespace VfioMigration.Commands;
 /// MigrationStep per arc. -WhatIf shows the path. A failed arc is reported with the state the device
 /// stopped in; -RecoveryState names where to go then.
 /// </summary>
-[Cmdlet(VerbsCommon.Set, "VfioMigrationState", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+[Cmdlet(VerbsCommon.Set, "VfioMigrationState", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(MigrationStep))]
 public sealed class SetVfioMigrationStateCommand : DeviceCmdlet
 {
@@ -27,10 +27,12 @@ public sealed class SetVfioMigrationStateCommand : DeviceCmdlet
 
     /// <summary>The state to reach.</summary>
     [Parameter(Mandatory = true, Position = 1)]
+    [StateNameTransformation]
     public VfioMigrationState State { get; set; }
 
     /// <summary>Where to move the device if an arc fails (QEMU moves a failed source back to RUNNING).</summary>
     [Parameter]
+    [StateNameTransformation]
     public VfioMigrationState? RecoveryState { get; set; }
 
     #endregion

@@ -14,7 +14,7 @@ namespace VfioMigration.Commands;
 /// Runs the migration-driver conformance suite (Core's DeviceCheckSuite) against one device and returns
 /// its report; failed checks are also written as warnings, and the report as JUnit or NUnit XML on request.
 /// </summary>
-[Cmdlet(VerbsDiagnostic.Test, "VfioDevice", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsDiagnostic.Test, "VfioDevice", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(DeviceCheckReport))]
 public sealed class TestVfioDeviceCommand : VfioCmdlet
 {
