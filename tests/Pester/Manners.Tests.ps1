@@ -95,3 +95,78 @@ Describe 'What a script can reach' {
         finally { Connect-VfioHost -Simulated | Out-Null }
     }
 }
+
+Describe 'Durations' {
+    It '-DowntimeLimit takes <Typed> as <Ms> ms' -ForEach @(
+        @{ Typed = 300; Ms = 300 }
+        @{ Typed = '2s'; Ms = 2000 }
+        @{ Typed = '150ms'; Ms = 150 }
+        @{ Typed = '00:00:00.250'; Ms = 250 }
+        @{ Typed = [TimeSpan]::FromSeconds(1); Ms = 1000 }
+    ) {
+        $p = (Get-Command Start-VfioMigration).Parameters['DowntimeLimit']
+        $p.ParameterType | Should -Be ([TimeSpan])
+        $t = $p.Attributes | Where-Object { $_ -is [System.Management.Automation.ArgumentTransformationAttribute] }
+        $t.Transform($ExecutionContext, $Typed).TotalMilliseconds | Should -Be $Ms
+    }
+
+    It 'Measure-DirtyRate reads a plain number as milliseconds, not ticks' {
+        $null = New-VfioContainer -Group 2
+        try {
+            $null = New-VfioDmaMapping -Iova 0x10000000 -Size 1MB
+            Get-VfioContainer | Start-DirtyTracking
+            $samples = @(Measure-DirtyRate -Duration 300 -Interval 100ms)
+            $samples.Count | Should -Be 3
+        }
+        finally { Get-VfioContainer | Remove-VfioContainer -Confirm:$false }
+    }
+}
+
+Describe 'Progress' {
+    It 'a save shows percent complete and the time remaining once the whole is known' {
+        $root = Resolve-Path "$PSScriptRoot/../.."
+        $file = Join-Path $TestDrive 'vgpu.state'
+        $job = Start-Job {
+            param($root, $file)
+            Import-Module "$root/VfioMigration.psd1"
+            Connect-VfioHost -Simulated | Out-Null
+            New-VfioContainer -Device 8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a62 | Out-Null
+            Save-VfioDeviceState 8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a62 $file -Resume | Out-Null
+        } -ArgumentList $root, $file
+        $null = Wait-Job $job -Timeout 120
+        $progress = @($job.ChildJobs[0].Progress | Where-Object { $_.Activity -like 'Save-VfioDeviceState*' -and $_.RecordType -eq 'Processing' })
+        $job.ChildJobs[0].Error | Should -BeNullOrEmpty
+        Remove-Job $job -Force
+        $known = @($progress | Where-Object PercentComplete -gt 0)
+        $known.Count | Should -BeGreaterThan 0 -Because 'the state''s size is known once saving starts'
+        @($known | Where-Object SecondsRemaining -ge 0).Count | Should -Be $known.Count
+        ($known | Measure-Object PercentComplete -Maximum).Maximum | Should -BeGreaterOrEqual 50
+    }
+}
+
+Describe 'Views at 80 columns' {
+    BeforeAll {
+        $c = New-VfioContainer -Device 36e5c7cc-4871-4d03-91da-44479a60a911, 8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a61, 5e0b7a64-2c1d-4f3e-8b9a-0d1e2f3a4b51, 0000:00:02.0
+        $null = New-VfioDmaMapping -Iova 0x10000000 -Size 2MB
+        $c | Start-DirtyTracking
+        $script:Views = [ordered]@{
+            'Get-VfioGroup' = Get-VfioGroup; 'Get-VfioDevice' = Get-VfioDevice -WarningAction SilentlyContinue; 'Get-VfioContainer' = Get-VfioContainer
+            'Get-VfioIommuInfo' = Get-VfioIommuInfo; 'Get-VfioDmaMapping' = Get-VfioDmaMapping; 'Get-DirtyBitmap' = Get-DirtyBitmap
+            'Get-DirtyBitmap -AsRange' = Get-DirtyBitmap -AsRange
+            'Get-VfioMigrationInfo' = Get-VfioMigrationInfo 36e5c7cc-4871-4d03-91da-44479a60a911, 5e0b7a64-2c1d-4f3e-8b9a-0d1e2f3a4b51
+            'Get-VfioMigrationState' = Get-VfioMigrationState 36e5c7cc-4871-4d03-91da-44479a60a911
+            'Test-VfioMigration' = Test-VfioMigration 36e5c7cc-4871-4d03-91da-44479a60a911 5e0b7a64-2c1d-4f3e-8b9a-0d1e2f3a4b51
+            'Test-VfioDevice' = Test-VfioDevice 36e5c7cc-4871-4d03-91da-44479a60a911 -Area Protocol -WarningAction SilentlyContinue
+            'Get-VfioHost' = Get-VfioHost
+        }
+    }
+    AfterAll { Get-VfioContainer | Remove-VfioContainer -Confirm:$false }
+
+    It '<_> cuts nothing and keeps every column' -ForEach @('Get-VfioGroup', 'Get-VfioDevice', 'Get-VfioContainer', 'Get-VfioIommuInfo', 'Get-VfioDmaMapping', 'Get-DirtyBitmap',
+        'Get-DirtyBitmap -AsRange', 'Get-VfioMigrationInfo', 'Get-VfioMigrationState', 'Test-VfioMigration', 'Test-VfioDevice', 'Get-VfioHost') {
+        $text = $Views[$_] | Out-String -Width 80
+        $text.Trim() | Should -Not -BeNullOrEmpty
+        $cut = @($text -split "`n" | Where-Object { $_.Contains([char]0x2026) -or $_.TrimEnd().Length -gt 80 })
+        $cut | Should -BeNullOrEmpty -Because "at 80 columns the view should fit:`n$text"
+    }
+}

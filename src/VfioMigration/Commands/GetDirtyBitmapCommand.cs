@@ -80,6 +80,7 @@ public sealed class GetDirtyBitmapCommand : ContainerCmdlet
                 var bitmap = c.GetDirtyBitmap(iova, size, (done, total) =>
                 {
                     progress.PercentComplete = total == 0 ? 100 : (int)(100 * done / total);
+                    progress.SecondsRemaining = SecondsRemaining(progress, progress.PercentComplete);
                     progress.StatusDescription = $"container {c.Id}: {Readable.Bytes(done)} of {Readable.Bytes(total)} read";
                     WriteProgress(progress);
                 }, StopToken);

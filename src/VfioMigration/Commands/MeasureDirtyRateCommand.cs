@@ -30,10 +30,12 @@ public sealed class MeasureDirtyRateCommand : ContainerCmdlet
 
     /// <summary>How long to measure.</summary>
     [Parameter]
+    [DurationTransformation]
     public TimeSpan Duration { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Time between two reads (one sample each).</summary>
     [Parameter]
+    [DurationTransformation]
     public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(1);
 
     #endregion

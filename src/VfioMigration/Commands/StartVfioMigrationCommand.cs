@@ -51,10 +51,10 @@ public sealed class StartVfioMigrationCommand : VfioCmdlet
     [ValidateRange(1, 10000)]
     public int MaxIterations { get; set; } = 30;
 
-    /// <summary>Target downtime in milliseconds (QEMU's downtime-limit).</summary>
+    /// <summary>Target downtime (QEMU's downtime-limit): a TimeSpan, milliseconds, or 300ms / 2s.</summary>
     [Parameter]
-    [ValidateRange(1, 2000000)]
-    public int DowntimeLimit { get; set; } = 300;
+    [DurationTransformation]
+    public TimeSpan DowntimeLimit { get; set; } = TimeSpan.FromMilliseconds(300);
 
     /// <summary>The link's bytes per second (128MB by default, QEMU's max-bandwidth; at least 1MB).</summary>
     [Parameter]
@@ -85,13 +85,13 @@ public sealed class StartVfioMigrationCommand : VfioCmdlet
             path = GetUnresolvedProviderPathFromPSPath(Path);
         }
         string target = destination?.Name ?? path!;
-        if (!ShouldProcess(Source, $"Migrate to {target} (the source stops at switchover; {Readable.Bytes(Bandwidth)}/s, downtime limit {DowntimeLimit} ms)")) return;
+        if (!ShouldProcess(Source, $"Migrate to {target} (the source stops at switchover; {Readable.Bytes(Bandwidth)}/s, downtime limit {DowntimeLimit.TotalMilliseconds:0.###} ms)")) return;
         var progress = new ProgressRecord(5, $"Start-VfioMigration {Source} -> {target}", "setup");
         MigrationReport report;
         try
         {
             report = MigrationRunner.Run(source, destination, path,
-                new MigrationOptions { MaxIterations = MaxIterations, DowntimeLimit = TimeSpan.FromMilliseconds(DowntimeLimit), Bandwidth = Bandwidth, Container = Container },
+                new MigrationOptions { MaxIterations = MaxIterations, DowntimeLimit = DowntimeLimit, Bandwidth = Bandwidth, Container = Container },
                 p => WriteTransferProgress(progress, p, "sent"), StopToken, replace: Force);
         }
         catch (Exception e) when (IsVfioError(e))
@@ -106,7 +106,7 @@ public sealed class StartVfioMigrationCommand : VfioCmdlet
             case MigrationStatus.Completed:
                 if (report.DowntimeExceeded)
                 {
-                    WarnEvenIfStopped($"The migration of {Source} completed, but the source was stopped for {report.Downtime.TotalMilliseconds:0} ms, more than the -DowntimeLimit of {DowntimeLimit} ms. " +
+                    WarnEvenIfStopped($"The migration of {Source} completed, but the source was stopped for {report.Downtime.TotalMilliseconds:0} ms, more than the -DowntimeLimit of {DowntimeLimit.TotalMilliseconds:0.###} ms. " +
                         "Like QEMU, the module uses the limit as the target of its switchover decision (what remains ≤ bandwidth × limit), not as a guarantee; the report's DowntimeExceeded says so.");
                 }
                 if (report.StopAfterPointOfNoReturn)

@@ -70,13 +70,26 @@ public abstract class VfioCmdlet : PSCmdlet, IDisposable
         }
     }
 
-    /// <summary>Write-Progress, with the percentage when the whole is known.</summary>
+    /// <summary>Write-Progress, with the percentage and the time remaining when the whole is known.</summary>
     protected void WriteTransferProgress(ProgressRecord record, MigrationProgress p, string moved = "moved")
     {
         record.CurrentOperation = p.Step;
         record.StatusDescription = $"{p.Step}: {Readable.Bytes(p.Moved)} {moved}" + (p.Pending is { } left ? $", {Readable.Bytes(left)} remaining" : "");
         record.PercentComplete = p.PercentComplete;
+        record.SecondsRemaining = SecondsRemaining(record, p.PercentComplete);
         WriteProgress(record);
+    }
+
+    // When each progress bar started: the time remaining is the time so far scaled by what is left.
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<ProgressRecord, System.Diagnostics.Stopwatch> _progressClocks = new();
+
+    /// <summary>Seconds left at the pace so far for a bar at <paramref name="percent"/> (-1 while unknown).</summary>
+    protected int SecondsRemaining(ProgressRecord record, int percent)
+    {
+        var clock = _progressClocks.GetValue(record, _ => System.Diagnostics.Stopwatch.StartNew());
+        if (percent <= 0 || percent >= 100) return percent >= 100 ? 0 : -1;
+        double elapsed = clock.Elapsed.TotalSeconds;
+        return (int)Math.Ceiling(elapsed * (100 - percent) / percent);
     }
 
     /// <summary>Where a failed or cancelled save, restore or migration left things, for the user: a warning for a stop, an error otherwise.</summary>

@@ -86,9 +86,10 @@ Describe 'Test-VfioDevice on the real mtty (Debian 6.12), with the second mtty a
     BeforeAll {
         $script:Peer = $env:VFIOLAB_PEER_MDEV_DEVICE
         $null = New-VfioContainer -Device $Peer -ErrorAction Stop
-        $junit = Join-Path $TestDrive 'conformance.xml'
-        $script:Report = Test-VfioDevice $Mtty -Peer $Peer -OutputFile $junit -Confirm:$false -WarningAction SilentlyContinue -ProgressAction SilentlyContinue -ErrorAction Stop
-        $script:JUnit = [xml](Get-Content $junit -Raw)
+        # Not $junit: variables are case-blind, and a local $junit would hide $script:JUnit from the tests.
+        $reportPath = Join-Path $TestDrive 'conformance.xml'
+        $script:Report = Test-VfioDevice $Mtty -Peer $Peer -OutputFile $reportPath -Confirm:$false -WarningAction SilentlyContinue -ProgressAction SilentlyContinue -ErrorAction Stop
+        $script:JUnit = [xml](Get-Content $reportPath -Raw)
         Write-Host ("LAB: Test-VfioDevice {0}: {1} passed, {2} failed, {3} skipped in {4:0.0}s on {5}" -f $Mtty, $Report.Passed, $Report.Failed, $Report.Skipped, $Report.Duration.TotalSeconds, $Report.Kernel)
     }
 
