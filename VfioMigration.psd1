@@ -7,8 +7,10 @@
     NestedModules        = @('module/VfioMigration.psd1')
     # The layers (docs/architecture.md) load with the module, so their types ([VfioMigration.Core.Simulation.SimulatedKernel],
     # [VfioMigration.Core.Migration.StateFile]) can be named in a script before any cmdlet has run.
+    # VfioMigration.dll is among them because the type data (TypesToProcess) names its converters, and
+    # PowerShell resolves those when it reads the type data, before it loads the root module.
     RequiredAssemblies   = @('module/VfioMigration.Native.dll', 'module/VfioMigration.Kernel.dll', 'module/VfioMigration.Linux.dll',
-                             'module/VfioMigration.Simulation.dll', 'module/VfioMigration.Core.dll')
+                             'module/VfioMigration.Simulation.dll', 'module/VfioMigration.Core.dll', 'module/VfioMigration.dll')
     ModuleVersion        = '0.1.0'
     GUID                 = '0d07a127-73b4-4986-9003-ba75917e2a5f'
     Author               = 'VfioMigration contributors'
@@ -17,6 +19,8 @@
     Description          = 'Linux VFIO device migration from PowerShell: IOMMU groups, containers, DMA mappings, dirty-page tracking and bitmaps, and stepped migration-state transitions, on real hosts or a simulated one.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
+    # Type data: how the objects survive serialization (Export-Clixml, jobs, remoting; docs/fleet.md).
+    TypesToProcess       = @('module/VfioMigration.types.ps1xml')
     FormatsToProcess     = @('module/VfioMigration.format.ps1xml')
     CmdletsToExport      = @(
         'Connect-VfioHost'

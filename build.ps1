@@ -140,6 +140,11 @@ function Task-Build {
         Copy-Item $src $ModuleDir -Force
     }
 
+    # The module's own files in module/ (committed, not built): the manifest names them, so they must be there.
+    foreach ($f in 'VfioMigration.format.ps1xml', 'VfioMigration.types.ps1xml') {
+        if (-not (Test-Path (Join-Path $ModuleDir $f))) { throw "module/$f is missing: the manifest's FormatsToProcess/TypesToProcess name it" }
+    }
+
     # module/VfioMigration.psd1: the root manifest, rooted at the assembly, with paths relative to module/.
     $lines = foreach ($line in Get-Content (Join-Path $Root 'VfioMigration.psd1')) {
         if ($line -match '^\s*#') { $line; continue }

@@ -128,6 +128,13 @@ Write-Host 'Every migration of the session is kept, also one stopped with Ctrl+C
 Show (Get-VfioMigration | Select-Object Source, Destination, Status, Iterations, Downtime, ErrorId)
 Get-VfioContainer | Remove-VfioContainer -Confirm:$false
 
+Show-Step 'The mtty driver against the kernel''s contract (Test-VfioDevice, docs/conformance.md)'
+$null = New-VfioContainer -Device 36e5c7cc-4871-4d03-91da-44479a60a911
+$conformance = Test-VfioDevice 36e5c7cc-4871-4d03-91da-44479a60a911 -WarningAction SilentlyContinue
+($conformance | Out-String).TrimEnd() | Write-Host
+Show ($conformance.Areas | Select-Object Area, Passed, Failed, Skipped)
+Get-VfioContainer | Remove-VfioContainer -Confirm:$false
+
 Show-Step 'Help'
 Write-Host (Get-Help Get-VfioGroup).Synopsis
 Disconnect-VfioHost
