@@ -170,3 +170,13 @@ Describe 'Views at 80 columns' {
         $cut | Should -BeNullOrEmpty -Because "at 80 columns the view should fit:`n$text"
     }
 }
+
+Describe 'Groups that crossed a session boundary' {
+    It 'pipe into Get-VfioDevice by their Group number' {
+        $file = Join-Path $TestDrive 'groups.xml'
+        Get-VfioGroup -Group 7, 10 | Export-Clixml $file
+        $copies = Import-Clixml $file
+        $copies[0].PSObject.TypeNames[0] | Should -BeLike 'Deserialized.*'
+        ($copies | Get-VfioDevice -WarningAction SilentlyContinue).Name | Should -Be @('36e5c7cc-4871-4d03-91da-44479a60a911', '8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a61')
+    }
+}

@@ -20,6 +20,7 @@ public sealed class GetVfioDeviceCommand : VfioCmdlet
 {
     private const string NameParameterSet = "Name";
     private const string InputObjectParameterSet = "InputObject";
+    private const string GroupParameterSet = "Group";
 
     #region Parameters
 
@@ -30,6 +31,13 @@ public sealed class GetVfioDeviceCommand : VfioCmdlet
     [ValidateNotNullOrEmpty]
     [SupportsWildcards]
     public string[]? Name { get; set; }
+
+    /// <summary>
+    /// Group numbers: their VFIO devices. Bound by property name, so a group that crossed a remoting or
+    /// Export-Clixml boundary (no longer a VfioGroupInfo) still pipes in by its Group number.
+    /// </summary>
+    [Parameter(Mandatory = true, ParameterSetName = GroupParameterSet, ValueFromPipelineByPropertyName = true)]
+    public int[] Group { get; set; } = Array.Empty<int>();
 
     /// <summary>Groups from Get-VfioGroup: their VFIO devices.</summary>
     [Parameter(Mandatory = true, ParameterSetName = InputObjectParameterSet, ValueFromPipeline = true)]
@@ -43,6 +51,20 @@ public sealed class GetVfioDeviceCommand : VfioCmdlet
     {
         using var trace = TraceCalls();
         _groups ??= IommuGroupDiscovery.GetGroups(CurrentHost.Kernel);
+        if (ParameterSetName == GroupParameterSet)
+        {
+            foreach (int number in Group)
+            {
+                var g = _groups.FirstOrDefault(x => x.Group == number);
+                if (g is null)
+                {
+                    WriteError(RuleError($"IOMMU group {number} does not exist on {CurrentHost.Description} (Get-VfioGroup lists the groups there are).", ErrorIds.GroupNotFound, ErrorCategory.ObjectNotFound, number));
+                    continue;
+                }
+                foreach (var d in g.Devices.Where(d => d.BoundToVfio)) Emit(g, d);
+            }
+            return;
+        }
         if (ParameterSetName == InputObjectParameterSet)
         {
             foreach (var g in InputObject)
