@@ -180,3 +180,26 @@ Describe 'Groups that crossed a session boundary' {
         ($copies | Get-VfioDevice -WarningAction SilentlyContinue).Name | Should -Be @('36e5c7cc-4871-4d03-91da-44479a60a911', '8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a61')
     }
 }
+
+Describe 'Format-List' {
+    BeforeAll {
+        $script:C = New-VfioContainer -Device 36e5c7cc-4871-4d03-91da-44479a60a911, 0000:00:02.0
+        $null = New-VfioDmaMapping -Iova 0x10000000 -Size 2MB
+    }
+    AfterAll { Get-VfioContainer | Remove-VfioContainer -Confirm:$false }
+
+    It 'decodes <Name> instead of leaking type names and raw numbers' -ForEach @(
+        @{ Name = 'a container'; Get = { Get-VfioContainer }; Shows = 'IommuType\s+: Type1v2'; Hides = 'IommuType\s+: 3\b' }
+        @{ Name = 'the IOMMU info'; Get = { Get-VfioIommuInfo }; Shows = 'DirtyPageSize\s+: 4KiB'; Hides = '1075843072' }
+        @{ Name = 'a PCI device'; Get = { Get-VfioDevice 0000:00:02.0 }; Shows = 'Id\s+: 1234:11e8'; Hides = 'VendorId\s+: 4660' }
+    ) {
+        $text = & $Get | Format-List | Out-String
+        $text | Should -Match $Shows
+        $text | Should -Not -Match $Hides
+        $text | Should -Not -Match 'VfioMigration\.Core\.'
+    }
+
+    It 'leaves the table the default view' {
+        (Get-VfioContainer | Out-String) | Should -Match '(?m)^\s*Id\s+.*\n\s*--'
+    }
+}
