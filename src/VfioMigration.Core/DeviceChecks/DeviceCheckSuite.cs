@@ -17,11 +17,13 @@ namespace VfioMigration.Core.DeviceChecks;
 public static class DeviceCheckSuite
 {
     /// <summary>The areas, in the order the suite runs them.</summary>
-    public static readonly IReadOnlyList<string> Areas = new[] { "Protocol", "Arcs", "DataFd", "PreCopy", "Resuming", "P2P", "DmaLogging", "V1" };
+    public static IReadOnlyList<string> Areas => s_areas;
+
+    private static readonly string[] s_areas = { "Protocol", "Arcs", "DataFd", "PreCopy", "Resuming", "P2P", "DmaLogging", "V1" };
 
     /// <summary>Every check, in the order the suite runs them.</summary>
     public static IReadOnlyList<DeviceCheck> Catalog { get; } =
-        V2Checks.All().Concat(LogAndV1Checks.All()).OrderBy(c => Array.IndexOf(Areas.ToArray(), c.Area)).ToList();
+        V2Checks.All().Concat(LogAndV1Checks.All()).OrderBy(c => Array.IndexOf(s_areas, c.Area)).ToList();
 
     /// <summary>
     /// Runs the checks of <paramref name="areas"/> (all when empty) at <paramref name="severity"/> (all when
@@ -57,7 +59,7 @@ public static class DeviceCheckSuite
             if (result.Cleanup is { } cleanup && cleanup.StartsWith("left in", StringComparison.Ordinal))
                 abandoned = $"an earlier check ({check.Id}) could not bring the device back to RUNNING: {cleanup}";
         }
-        progress?.Invoke(selected.Count, selected.Count, selected.LastOrDefault()!);
+        if (selected.Count > 0) progress?.Invoke(selected.Count, selected.Count, selected[^1]);
         return new DeviceCheckReport
         {
             Device = device.Name,
