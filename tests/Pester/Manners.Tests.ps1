@@ -144,6 +144,31 @@ Describe 'Progress' {
     }
 }
 
+Describe 'Migration progress' {
+    It 'pre-copy never says that nothing remains while guest memory and the device''s state are still to go' {
+        $root = Resolve-Path "$PSScriptRoot/../.."
+        $job = Start-Job {
+            param($root)
+            Import-Module "$root/VfioMigration.psd1"
+            Connect-VfioHost -Simulated | Out-Null
+            $guest = New-VfioContainer -Device 0000:00:02.0
+            New-VfioDmaMapping -Container $guest -Iova 0x10000000 -Size 8MB | Out-Null
+            $guest | Start-DirtyTracking | Out-Null
+            New-VfioContainer -Device 8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a61, 8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a62 | Out-Null
+            Start-VfioMigration 8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a61 8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a62 -Container $guest -Bandwidth 1GB -Confirm:$false -WarningAction SilentlyContinue
+        } -ArgumentList $root
+        $null = Wait-Job $job -Timeout 120
+        $progress = @($job.ChildJobs[0].Progress | Where-Object { $_.Activity -like 'Start-VfioMigration*' -and $_.StatusDescription -like 'pre-copy round*' })
+        $report = Receive-Job $job
+        $job.ChildJobs[0].Error | Should -BeNullOrEmpty
+        Remove-Job $job -Force
+        $report.Status | Should -Be 'Completed'
+        $progress.Count | Should -BeGreaterThan 0
+        $progress.StatusDescription | Should -Not -Match '\b0B remaining'
+        $progress[0].StatusDescription | Should -Match 'remaining'
+    }
+}
+
 Describe 'Views at 80 columns' {
     BeforeAll {
         $c = New-VfioContainer -Device 36e5c7cc-4871-4d03-91da-44479a60a911, 8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a61, 5e0b7a64-2c1d-4f3e-8b9a-0d1e2f3a4b51, 0000:00:02.0

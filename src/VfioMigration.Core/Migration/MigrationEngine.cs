@@ -188,6 +188,9 @@ internal sealed class MigrationEngine
 
     public ulong GuestBytes { get; private set; }
 
+    // The guest's bytes the current pre-copy round is still to send (progress only).
+    private ulong _guestToSend;
+
     public ulong RemainingBytes { get; private set; }
 
     public int Rounds { get; private set; }
@@ -332,6 +335,9 @@ internal sealed class MigrationEngine
         if (!canPreCopy) return true;
         _sourceMoved = true;
         DeviceMigration.SetState(source, S.PreCopy);
+        // What the guest still has to send, for progress while the device's data is read: the first round sends
+        // every mapped page (QEMU's first pass sends all RAM), later rounds what the last round found dirty.
+        _guestToSend = Mode == EngineMode.Migrate ? MappedBytes() : 0;
         while (Rounds < MaxRounds)
         {
             token.ThrowIfCancellationRequested();
@@ -344,7 +350,7 @@ internal sealed class MigrationEngine
             ulong pendingAtStart = Pending(source, support);
             if (Mode == EngineMode.Save && pendingAtStart == 0) break;
             if (support.Protocol == MigrationProtocol.V2)
-                DeviceStream.ReadV2(source, MigrationPhase.PreCopy, (ph, data) => Send(ph, data, pendingAtStart - (PreCopyBytes - sentBefore) - (ulong)data.Length, token), buffer, token, pendingAtStart);
+                DeviceStream.ReadV2(source, MigrationPhase.PreCopy, (ph, data) => Send(ph, data, Left(pendingAtStart, PreCopyBytes - sentBefore + (ulong)data.Length), token), buffer, token, pendingAtStart);
             else
                 DeviceStream.ReadV1(source, support, MigrationPhase.PreCopy, (ph, data) => Send(ph, data, null, token), null, buffer, token);
             if (Mode == EngineMode.Save) continue;
@@ -354,6 +360,7 @@ internal sealed class MigrationEngine
             var (guestPages, guestDirty) = GuestDirty(token);
             _link!.Sent(guestDirty, token);
             GuestBytes += guestDirty;
+            _guestToSend = guestDirty;
             ulong pendingAfter = Pending(source, support);
             RemainingBytes = pendingAfter + guestDirty;
             var took = clock.Elapsed;
@@ -368,7 +375,6 @@ internal sealed class MigrationEngine
                 DirtyRateMiBps = Math.Round((dirtied + guestDirty) / 1048576.0 / seconds, 3),
                 DirtyPagesPerSecond = Math.Round(guestPages / seconds, 1),
             });
-            Report(MigrationPhase.PreCopy, RemainingBytes);
             // QEMU: switch over when the estimate fits; then ask the exact size (MIG_DATA_SIZE) before stopping.
             ulong exact = RemainingBytes;
             if (RemainingBytes <= Threshold && support.Protocol == MigrationProtocol.V2)
@@ -376,6 +382,8 @@ internal sealed class MigrationEngine
                 StopCopySize = AskStopCopySize(source);
                 exact = Math.Max(RemainingBytes, StopCopySize.Value + guestDirty);
             }
+            // The round's last word on what remains: with the device's stop-copy size once it has been asked.
+            Report(MigrationPhase.PreCopy, exact);
             ExpectedDowntime = TimeSpan.FromSeconds(exact / (double)Math.Max(1, Options.Bandwidth));
             if (exact <= Threshold) return true;
         }
@@ -430,7 +438,9 @@ internal sealed class MigrationEngine
     {
         Deliver(phase, data);
         _link?.Sent((ulong)data.Length, token);
-        Report(phase, phase == MigrationPhase.PreCopy && Mode == EngineMode.Migrate ? Math.Max(RemainingBytes, pending ?? 0) : pending);
+        // Migrating, what remains is the device's data not yet read this round and the guest's pages this round
+        // still sends, so the first round never claims that nothing remains.
+        Report(phase, phase == MigrationPhase.PreCopy && Mode == EngineMode.Migrate ? (pending ?? 0) + _guestToSend : pending);
     }
 
     private void Deliver(MigrationPhase phase, ReadOnlySpan<byte> data)
@@ -615,6 +625,17 @@ internal sealed class MigrationEngine
         if (support.Protocol == MigrationProtocol.V1) return DeviceStream.V1Pending(source, support);
         var (initial, dirty) = DeviceStream.PrecopyInfo(source);
         return initial + dirty;
+    }
+
+    // A device may hand over more than it said was pending: what is left then is nothing, not a wrapped number.
+    private static ulong Left(ulong whole, ulong done) => whole > done ? whole - done : 0;
+
+    private ulong MappedBytes()
+    {
+        ulong bytes = 0;
+        if (Options.Container is { } container)
+            foreach (var m in container.Mappings) bytes += m.Size;
+        return bytes;
     }
 
     private (ulong Pages, ulong Bytes) GuestDirty(CancellationToken token)

@@ -104,6 +104,34 @@ public sealed class MigrationRunnerTests : IDisposable
     }
 
     [Fact]
+    public void ProgressInTheFirstRoundCountsTheGuestStillToSendAndNeverClaimsNothingRemains()
+    {
+        using var guest = VfioContainer.Open(new VfioHost(_kernel));
+        guest.Attach(2);
+        guest.SetIommu();
+        guest.Map(0x10000000, 4 << 20);
+        guest.StartDirtyTracking();
+        var reports = new System.Collections.Generic.List<MigrationProgress>();
+        var r = MigrationRunner.Run(_container.GetDevice(Src), _container.GetDevice(Dst), null,
+            new MigrationOptions { Container = guest, Bandwidth = 1UL << 30 }, reports.Add);
+        Assert.Equal(MigrationStatus.Completed, r.Status);
+        var firstRound = reports.Where(p => p.Step == "pre-copy round 1" && p.Phase == MigrationPhase.PreCopy).ToList();
+        Assert.NotEmpty(firstRound);
+        // While the device's pre-copy data is read, the guest's 4 MiB are still to go.
+        Assert.All(firstRound, p => Assert.True(p.Pending >= 4UL << 20, $"round 1 said {p.Pending} bytes remain"));
+        // Once the round has sent the guest's pages, what remains is what the next read found dirty and the
+        // device's stop-copy data.
+        Assert.True(firstRound[^1].Pending >= r.IterationDetails[0].RemainingBytes + 72);
+
+        // Without guest memory the round's last word still counts the device's stop-copy data (MIG_DATA_SIZE).
+        reports.Clear();
+        r = MigrationRunner.Run(_container.GetDevice(Dst), _container.GetDevice(Src), null, new MigrationOptions(), reports.Add);
+        Assert.Equal(MigrationStatus.Completed, r.Status);
+        Assert.True(reports.Last(p => p.Phase == MigrationPhase.PreCopy).Pending >= r.StopCopyBytes);
+        Assert.True(r.StopCopyBytes > 0);
+    }
+
+    [Fact]
     public void AContainerThatIsNotTrackingIsRefused()
     {
         using var guest = VfioContainer.Open(new VfioHost(_kernel));
