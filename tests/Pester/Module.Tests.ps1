@@ -41,6 +41,22 @@ Describe 'Module manifest' {
             $jitted | Where-Object { $_ -match [regex]::Escape($method) } | Should -BeNullOrEmpty -Because "$method is precompiled"
         }
     }
+
+    # What ReadyToRun cannot carry (the cmdlets derive from PowerShell's types) is compiled on a background
+    # thread at import, before the first query asks for it; VFIOMIGRATION_NO_WARMUP=1 turns that off.
+    It 'compiles its cmdlets in the background at import, before any of them runs' {
+        $log = Join-Path ([IO.Path]::GetTempPath()) "vfiomig-warm-$PID.txt"
+        $script = "Import-Module '$Root/VfioMigration.psd1'; Start-Sleep -Seconds 4; 'imported'"
+        $compiled = foreach ($warm in '0', '1') {
+            $env:DOTNET_JitStdOutFile = $log; $env:DOTNET_JitDisasmSummary = '1'; $env:VFIOMIGRATION_NO_WARMUP = $warm
+            try { & dotnet pwsh -NoProfile -NonInteractive -Command $script | Should -Be 'imported' }
+            finally { Remove-Item Env:DOTNET_JitStdOutFile, Env:DOTNET_JitDisasmSummary, Env:VFIOMIGRATION_NO_WARMUP }
+            @(Get-Content $log | Where-Object { $_ -match 'JIT compiled VfioMigration\.Commands\.GetDirtyBitmapCommand:ProcessRecord' }).Count
+            Remove-Item $log
+        }
+        $compiled[0] | Should -BeGreaterThan 0 -Because 'the warm-up compiles Get-DirtyBitmap before it is called'
+        $compiled[1] | Should -Be 0 -Because 'without the warm-up nothing calls Get-DirtyBitmap in that session'
+    }
 }
 
 Describe 'Help for <_>' -ForEach @((Import-PowerShellDataFile "$PSScriptRoot/../../VfioMigration.psd1").CmdletsToExport) {
