@@ -238,52 +238,73 @@ public sealed class BitRunScanner
                 Done = true;
                 break;
             }
+            ulong word;
             if (!entered)
             {
-                // At a word boundary: skip the words that continue the current state in bulk.
+                // At a word boundary. A word that continues the current state (zero outside a run, all ones
+                // inside) starts a stretch that is skipped in bulk; a mixed word goes straight to its walk.
                 if (w < _fullWords)
                 {
-                    var rest = words.Slice(w, _fullWords - w);
-                    int skip = inRun ? rest.IndexOfAnyExcept(ulong.MaxValue) : rest.IndexOfAnyExcept(0UL);
-                    if (skip < 0) skip = rest.Length;
-                    if (inRun) setBits += (ulong)skip * 64;
-                    w += skip;
-                    if (w >= _words) continue;
-                }
-                entered = true;
-                setBits += (ulong)BitOperations.PopCount(Word(words, w));
-            }
-            ulong word = Word(words, w);
-            ulong wordBase = (ulong)w * 64;
-            // Every transition of this word at or after bit: where a bit differs from the one below it (below
-            // bit 0, the state the word was entered in). They alternate between a run's start and its end,
-            // so each is one trailing-zero count and one clear of the lowest bit, whatever the state.
-            ulong transitions = (word ^ ((word << 1) | (inRun ? 1UL : 0UL))) & (ulong.MaxValue << bit);
-            while (transitions != 0)
-            {
-                int at = BitOperations.TrailingZeroCount(transitions);
-                transitions &= transitions - 1;
-                if (inRun)
-                {
-                    // n < output.Length holds here (checked below after every write): no bounds check per run.
-                    Unsafe.Add(ref first, n++) = new BitRun(runStart, wordBase + (ulong)at - runStart);
-                    inRun = false;
-                    if (n == output.Length)
+                    ulong same = inRun ? ulong.MaxValue : 0UL;
+                    if (words[w] == same)
                     {
-                        if (at == 63) { w++; bit = 0; entered = false; }
-                        else bit = at + 1;
-                        goto full;
+                        var rest = words.Slice(w, _fullWords - w);
+                        int skip = rest.IndexOfAnyExcept(same);
+                        if (skip < 0) skip = rest.Length;
+                        if (inRun) setBits += (ulong)skip * 64;
+                        w += skip;
+                        if (w >= _words) continue;
                     }
                 }
-                else
+                entered = true;
+                word = Word(words, w);
+                setBits += (ulong)BitOperations.PopCount(word);
+            }
+            else
+            {
+                word = Word(words, w);
+            }
+            ulong wordBase = (ulong)w * 64;
+            // Every transition of this word at or after bit: where a bit differs from the one below it (below
+            // bit 0, the state the word was entered in). Each is one trailing-zero count and one clear of the
+            // lowest bit.
+            ulong transitions = (word ^ ((word << 1) | (inRun ? 1UL : 0UL))) & (ulong.MaxValue << bit);
+            if (inRun && transitions != 0)
+            {
+                // The first transition ends the run the word was entered in.
+                int end = BitOperations.TrailingZeroCount(transitions);
+                transitions &= transitions - 1;
+                // n < output.Length holds here (checked after every write): no bounds check per run.
+                Unsafe.Add(ref first, n++) = new BitRun(runStart, wordBase + (ulong)end - runStart);
+                inRun = false;
+                if (n == output.Length) { bit = end + 1; goto stop; }
+            }
+            // Outside a run the transitions come in pairs, a start and its end, so the loop asks no question
+            // about the state per transition (on a random bitmap that question was a mispredicted branch each
+            // time); an odd one out starts a run that goes on into the next word.
+            while (transitions != 0)
+            {
+                int start = BitOperations.TrailingZeroCount(transitions);
+                transitions &= transitions - 1;
+                if (transitions == 0)
                 {
-                    runStart = wordBase + (ulong)at;
+                    runStart = wordBase + (ulong)start;
                     inRun = true;
+                    break;
                 }
+                int end = BitOperations.TrailingZeroCount(transitions);
+                transitions &= transitions - 1;
+                Unsafe.Add(ref first, n++) = new BitRun(wordBase + (ulong)start, (ulong)(end - start));
+                if (n == output.Length) { bit = end + 1; goto stop; }
             }
             w++;
             bit = 0;
             entered = false;
+            continue;
+        stop:
+            // The buffer is full right after a run's end at bit - 1: go on from the bit after it.
+            if (bit == 64) { w++; bit = 0; entered = false; }
+            goto full;
         }
     full:
         (_w, _bit, _entered, _inRun, _runStart, SetBits) = (w, bit, entered, inRun, runStart, setBits);
