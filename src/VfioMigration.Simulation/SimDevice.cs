@@ -137,14 +137,25 @@ public sealed class SimDevice
         var container = Group.Container;
         IReadOnlyList<(ulong Iova, ulong Size)> mapped = container is not null && IsMdev ? container.MappedRanges : Array.Empty<(ulong, ulong)>();
         if (container is not null) _pinnedPages.RemoveWhere(p => !mapped.Any(r => p >= r.Iova && p - r.Iova < r.Size));
+        Action<ulong>? writeMapped = IsMdev && container is not null ? PinPage : null;
+        // A PCI device attached to an iommufd HWPT writes guest pages through its IOMMU: the IOPTEs record them
+        // (dirty bits, while tracking is enabled on a domain that can track).
+        if (!IsMdev && IommufdBinding is Iommufd.SimIommufdDevice { Hwpt: { } hwpt })
+        {
+            mapped = hwpt.WriteableRanges;
+            writeMapped = hwpt.DmaWrite;
+        }
         var log = DmaLog is { Active: true } && !DmaLogIsNoOp ? DmaLog : null;
         _workload.Advance(Kernel.Clock.Now, IsRunning, StateImage,
-            mapped, IsMdev && container is not null ? PinPage : null,
+            mapped, writeMapped,
             log?.Ranges ?? (IReadOnlyList<(ulong, ulong)>)Array.Empty<(ulong, ulong)>(), log is not null ? log.RecordWrite : null);
     }
 
-    /// <summary>VFIO_GROUP_GET_DEVICE_FD: a new device file, or -errno.</summary>
-    internal int Open(out SimFile? file)
+    /// <summary>What the device is bound as in an iommufd context (its cdev's BIND_IOMMUFD), or null.</summary>
+    internal Iommufd.SimIommufdObject? IommufdBinding { get; set; }
+
+    /// <summary>VFIO_GROUP_GET_DEVICE_FD (or a cdev bind, <paramref name="cdev"/>): a new device file, or -errno.</summary>
+    internal int Open(out SimFile? file, bool cdev = false)
     {
         Tick();
         if (OpenCount == 0)
@@ -155,7 +166,7 @@ public sealed class SimDevice
             MigrationV1?.Reset();
         }
         OpenCount++;
-        file = new SimDeviceFile(Kernel, this);
+        file = new SimDeviceFile(Kernel, this, cdev);
         return 0;
     }
 
