@@ -219,6 +219,30 @@ public sealed class SimDevice
         while (before is not null && before.AsSpan().SequenceEqual(StateImage.ToArray()));
     }
 
+    /// <summary>
+    /// The device writes [<paramref name="iova"/>, +<paramref name="length"/>) of guest memory now, through the
+    /// iommufd HWPT it is attached to: each 4 KiB page that is mapped writeable is written (its IOPTE's dirty
+    /// bit is set while tracking is enabled), the rest faults in the IOMMU. Returns the pages written, or
+    /// -ENODEV when the device is attached to no HWPT. (A device behind a legacy container writes with
+    /// <see cref="SimContainer.DmaWrite"/>.) What a test or the lab's twin uses to write chosen pages where a
+    /// real device would do DMA, or the kernel's mock domain IOMMU_TEST_OP_DIRTY.
+    /// </summary>
+    public int DmaWrite(ulong iova, ulong length)
+    {
+        lock (Kernel.SyncRoot)
+        {
+            if (IommufdBinding is not Iommufd.SimIommufdDevice { Hwpt: { } hwpt }) return -Errno.ENODEV;
+            int written = 0;
+            for (ulong page = iova & ~4095UL; page < iova + length; page += 4096)
+            {
+                if (hwpt.Ioas.FirstIntersecting(page, page) is not { Writeable: true }) continue;
+                hwpt.DmaWrite(page);
+                written++;
+            }
+            return written;
+        }
+    }
+
     private void PinPage(ulong iova)
     {
         if (_pinnedPages.Contains(iova) || Group.Container is not { } container) return;
