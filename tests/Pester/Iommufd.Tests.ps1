@@ -56,6 +56,16 @@ Describe 'One vocabulary over both backends' {
         $info.IovaRanges.Count | Should -Be 2                          # the MSI window is cut out once the device is attached
     }
 
+    It 'shows the IOMMU''s registers in hex and the bits that decide, and the backend in the container''s views' {
+        $c = New-VfioContainer -Group 16 -Backend Iommufd -WarningAction SilentlyContinue
+        $text = $c.Hardware | Format-List | Out-String -Width 80
+        $text | Should -Match 'VtdEcap\s+: 0xf00f4a'
+        $text | Should -Match 'SSADS- SMPWC-'
+        $text | Should -Match 'Why not\s+: VT-d without scalable mode'
+        ($c | Format-List | Out-String) | Should -Match 'Backend\s+: Iommufd: IOAS \d+, HWPT \d+'
+        ($c | Format-Table | Out-String) | Should -Match '16\s+iommufd'
+    }
+
     It 'reads without clearing with -NoClear, so the next read sees the pages again' {
         $c = New-VfioContainer -Group 14 -Backend Iommufd
         $null = New-VfioDmaMapping -Container $c -Iova 0x10000000 -Size 4MB
@@ -95,6 +105,16 @@ Describe 'An IOMMU that cannot track dirty pages' {
         $c | Start-DirtyTracking -ErrorVariable e -ErrorAction SilentlyContinue
         $e[0].FullyQualifiedErrorId | Should -BeLike 'IommuNoDirtyTracking,*'
         $c.IsTracking | Should -BeFalse
+    }
+
+    It 'keeps a device''s own DMA log working in an iommufd container (the first fallback)' {
+        $c = New-VfioContainer -Group 14 -Backend Iommufd
+        $null = New-VfioDmaMapping -Container $c -Iova 0x10000000 -Size 4MB
+        Start-DirtyTracking -Device 0000:3b:00.1
+        Start-Sleep -Milliseconds 200
+        $b = Get-DirtyBitmap -Device 0000:3b:00.1
+        $b.Scope | Should -Be 'DeviceLog'
+        $b.DirtyPages | Should -BeGreaterThan 0
     }
 
     It 'falls back to the legacy container, whose type1 tracking reads every mapped page dirty' {
