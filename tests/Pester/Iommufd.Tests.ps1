@@ -78,6 +78,25 @@ Describe 'One vocabulary over both backends' {
         (Compare-DirtyBitmap $peek $read -Operation Difference).ResultDirtyPages | Should -Be 0   # every page peeked is still there
     }
 
+    It 'measures the dirty rate from the IOMMU''s bits, without the all-mapped-pages warning' {
+        $c = New-VfioContainer -Group 14 -Backend Iommufd
+        $null = New-VfioDmaMapping -Container $c -Iova 0x10000000 -Size 64MB
+        $c | Start-DirtyTracking
+        $s = @(Measure-DirtyRate -Duration 00:00:00.3 -Interval 00:00:00.1 -WarningVariable w -WarningAction SilentlyContinue)
+        $s.Count | Should -BeGreaterThan 0
+        $s[-1].Scope | Should -Be 'IommuHardware'
+        $w | Should -BeNullOrEmpty
+    }
+
+    It 'counts the guest memory of an iommufd container in a migration' {
+        $guest = New-VfioContainer -Group 14 -Backend Iommufd
+        $null = New-VfioDmaMapping -Container $guest -Iova 0x10000000 -Size 8MB
+        $guest | Start-DirtyTracking
+        $null = New-VfioContainer -Group 10, 11
+        $r = Start-VfioMigration 8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a61 8a1f3c2e-5b6d-4e7f-9a0b-1c2d3e4f5a62 -Container $guest -Bandwidth 1GB -Confirm:$false -WarningAction SilentlyContinue
+        $r.Status | Should -Be 'Completed'
+    }
+
     It 'refuses -NoClear on a legacy container with NoClearUnsupported' {
         $c = New-VfioContainer -Group 2
         $null = New-VfioDmaMapping -Container $c -Iova 0x10000000 -Size 2MB
