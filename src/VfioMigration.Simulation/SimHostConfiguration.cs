@@ -132,6 +132,12 @@ public sealed class SimGroupConfig
 
     /// <summary>Another process holding /dev/vfio/N, or null.</summary>
     public SimHolder? HeldBy { get; set; }
+
+    /// <summary>
+    /// The group sits behind an IOMMU unit of its own that can (or cannot) track dirty pages, unlike the host's
+    /// (a second DMAR unit): its registers are the default ones of that kind. Null: the host's IOMMU.
+    /// </summary>
+    public bool? IommuDirtyTracking { get; set; }
 }
 
 /// <summary>
@@ -364,11 +370,12 @@ public sealed class SimHostConfiguration
             {
                 case "group": case "number": g.Number = checked((int)U64(e.Value, key)); break;
                 case "devices": g.Devices = List(e.Value, key).Select(x => Device(Dict(x, key))).ToList(); break;
+                case "iommudirtytracking": g.IommuDirtyTracking = Bool(e.Value, key); break;
                 case "heldby":
                     var h = Dict(e.Value, key);
                     g.HeldBy = new SimHolder { Pid = checked((int)U64(Get(h, "Pid", key), "Pid")), Command = h.Contains("Command") ? Str(h["Command"], "Command") : "qemu-system-x86_64" };
                     break;
-                default: throw new FormatException($"Unknown key '{key}' in a group (known: Group, Devices, HeldBy).");
+                default: throw new FormatException($"Unknown key '{key}' in a group (known: Group, Devices, HeldBy, IommuDirtyTracking).");
             }
         }
         return g;

@@ -100,12 +100,16 @@ public sealed class VfioContainer : IDisposable
         }
     }
 
-    /// <summary>The backend <paramref name="choice"/> means on <paramref name="host"/>: Auto is iommufd where /dev/iommu exists.</summary>
+    /// <summary>
+    /// The backend <paramref name="choice"/> means on <paramref name="host"/>: Auto is iommufd where the kernel has
+    /// /dev/iommu and the device cdevs (/dev/vfio/devices), the legacy container elsewhere.
+    /// </summary>
     public static VfioBackend ResolveBackend(VfioHost host, VfioBackendChoice choice) => choice switch
     {
         VfioBackendChoice.Legacy => VfioBackend.Legacy,
         VfioBackendChoice.Iommufd => VfioBackend.Iommufd,
-        _ => host.Kernel.Files.Exists(IommufdConstants.IommuPath) ? VfioBackend.Iommufd : VfioBackend.Legacy,
+        _ => host.Kernel.Files.Exists(IommufdConstants.IommuPath) && host.Kernel.Files.Exists(IommufdConstants.DeviceCdevFolder)
+            ? VfioBackend.Iommufd : VfioBackend.Legacy,
     };
 
     /// <summary>Number of the container on its host (1, 2, ...); 0 for a short-lived one the user never sees.</summary>

@@ -17,6 +17,13 @@ internal sealed class SimIommuHardware
     public static SimIommuHardware From(SimHostConfiguration c) =>
         new(c.IommuModel, c.EffectiveVtdCap, c.EffectiveVtdEcap, c.EffectiveAmdEfr);
 
+    /// <summary>The IOMMU behind <paramref name="group"/>: its own unit's default registers where it says, else the host's.</summary>
+    public static SimIommuHardware From(SimHostConfiguration c, SimGroupConfig group) => group.IommuDirtyTracking is bool dirty
+        ? new(c.IommuModel, c.EffectiveVtdCap,
+            dirty ? SimHostConfiguration.DirtyVtdEcap : SimHostConfiguration.QemuVtdEcap,
+            dirty ? SimHostConfiguration.DirtyAmdEfr : SimHostConfiguration.QemuAmdEfr)
+        : From(c);
+
     public SimIommuModel Model { get; }
 
     public ulong Cap { get; }

@@ -19,9 +19,10 @@ internal sealed class SimIommufd : SimFile
 {
     private readonly Dictionary<uint, SimIommufdObject> _objects = new();
 
-    public SimIommufd(SimulatedKernel kernel) : base(kernel) => Hardware = SimIommuHardware.From(kernel.Configuration);
+    public SimIommufd(SimulatedKernel kernel) : base(kernel) { }
 
-    public SimIommuHardware Hardware { get; }
+    /// <summary>The IOMMU behind a device: its group's unit, or the host's.</summary>
+    private SimIommuHardware HardwareOf(SimDevice device) => SimIommuHardware.From(Kernel.Configuration, device.Group.Config);
 
     public override SimFileKind Kind => SimFileKind.Iommufd;
 
@@ -236,7 +237,7 @@ internal sealed class SimIommufd : SimFile
         if (pt is not SimIoas ioas) return -Errno.EINVAL;
         // iommufd_hwpt_paging_alloc: FAULT_ID_VALID belongs to nested HWPTs; user data to nested ones too.
         if ((cmd.flags & IOMMU_HWPT_FAULT_ID_VALID) != 0 || cmd.data_type != IOMMU_HWPT_DATA_NONE) return -Errno.EOPNOTSUPP;
-        int rc = DomainAllocUser(cmd.flags);
+        int rc = DomainAllocUser(HardwareOf(idev.Device), cmd.flags);
         if (rc < 0) return rc;
         // iopt_table_add_domain reserves past the aperture: mappings already there are in the way.
         var hwpt = new SimHwpt(ioas, auto: false, dirtyOps: (cmd.flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) != 0);
@@ -257,11 +258,11 @@ internal sealed class SimIommufd : SimFile
     /// (drivers/iommu/amd/iommu.c): 0, or EOPNOTSUPP for a nesting parent the IOMMU cannot nest under, or a
     /// dirty-tracking domain the IOMMU cannot track (no SSADS/SMPWC, no HDSup).
     /// </summary>
-    private int DomainAllocUser(uint flags)
+    private static int DomainAllocUser(SimIommuHardware hardware, uint flags)
     {
         bool nest = (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) != 0, dirty = (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) != 0;
-        if (nest && !Hardware.NestParent) return -Errno.EOPNOTSUPP;
-        if (dirty && !Hardware.DirtyTracking) return -Errno.EOPNOTSUPP;
+        if (nest && !hardware.NestParent) return -Errno.EOPNOTSUPP;
+        if (dirty && !hardware.DirtyTracking) return -Errno.EOPNOTSUPP;
         return 0;
     }
 
@@ -270,10 +271,10 @@ internal sealed class SimIommufd : SimFile
     /// track (intel prepare_domain_attach_device, amd attach_device), and, on VT-d in scalable mode without
     /// second-stage translation, for a user (second-stage) domain.
     /// </summary>
-    private int DriverAttach(SimHwpt hwpt)
+    private static int DriverAttach(SimIommuHardware hardware, SimHwpt hwpt)
     {
-        if (hwpt.DirtyOps && !Hardware.DirtyTracking) return -Errno.EINVAL;
-        if (!hwpt.Auto && !Hardware.SecondStage) return -Errno.EINVAL;
+        if (hwpt.DirtyOps && !hardware.DirtyTracking) return -Errno.EINVAL;
+        if (!hwpt.Auto && !hardware.SecondStage) return -Errno.EINVAL;
         return 0;
     }
 
@@ -283,11 +284,12 @@ internal sealed class SimIommufd : SimFile
         if (cmd.flags != 0 || cmd.__reserved != 0) return -Errno.EOPNOTSUPP;
         var idev = Get<SimIommufdDevice>(cmd.dev_id);
         if (idev is null) return -Errno.ENOENT;
+        var hardware = HardwareOf(idev.Device);
         byte[] data;
-        if (Hardware.Model == SimIommuModel.IntelVtd)
+        if (hardware.Model == SimIommuModel.IntelVtd)
         {
             // intel_iommu_hw_info: struct iommu_hw_info_vtd with the registers as read.
-            data = StructBytes.Buffer(new iommu_hw_info_vtd { cap_reg = Hardware.Cap, ecap_reg = Hardware.Ecap });
+            data = StructBytes.Buffer(new iommu_hw_info_vtd { cap_reg = hardware.Cap, ecap_reg = hardware.Ecap });
             cmd.out_data_type = IOMMU_HW_INFO_TYPE_INTEL_VTD;
         }
         else
@@ -300,7 +302,7 @@ internal sealed class SimIommufd : SimFile
         if (copy > 0 && !UserMemory.CopyToUser(cmd.data_uptr, data.AsSpan(0, copy))) return -Errno.EFAULT;
         if (copy < cmd.data_len && !UserMemory.CopyToUser(cmd.data_uptr + (ulong)copy, new byte[cmd.data_len - copy])) return -Errno.EFAULT;
         cmd.data_len = (uint)data.Length;
-        cmd.out_capabilities = Hardware.DirtyTracking ? IOMMU_HW_CAP_DIRTY_TRACKING : 0;
+        cmd.out_capabilities = hardware.DirtyTracking ? IOMMU_HW_CAP_DIRTY_TRACKING : 0;
         StructBytes.Write(b, cmd);
         return 0;
     }
@@ -421,7 +423,7 @@ internal sealed class SimIommufd : SimFile
                 return -Errno.EINVAL;
         }
         if (hwpt == idev.Hwpt) { ptId = hwpt.Id; return 0; }
-        int rc = DriverAttach(hwpt);
+        int rc = DriverAttach(HardwareOf(idev.Device), hwpt);
         if (rc < 0) return rc;
         // iopt_table_enforce_dev_resv_regions: the device's reserved regions must not hold mappings.
         var ioasOf = hwpt.Ioas;

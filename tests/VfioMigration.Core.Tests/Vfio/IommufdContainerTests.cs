@@ -172,3 +172,71 @@ public class IommufdContainerTests
         Assert.Equal("IommufdNotPresent", e.RuleId);
     }
 }
+
+/// <summary>The iommufd keys of the simulated host's file, and what Test-VfioMigration says of an iommufd container.</summary>
+public class IommufdConfigurationAndPreflightTests
+{
+    private static System.Collections.Hashtable Host(params (string Key, object Value)[] keys)
+    {
+        var device = new System.Collections.Hashtable { ["Name"] = "0000:00:02.0", ["Bus"] = "pci" };
+        var group = new System.Collections.Hashtable { ["Group"] = 2, ["Devices"] = new object[] { device } };
+        var h = new System.Collections.Hashtable { ["Groups"] = new object[] { group } };
+        foreach (var (k, v) in keys) h[k] = v;
+        return h;
+    }
+
+    [Fact]
+    public void TheIommufdKeysReadFromTheFileAndPickTheRegisters()
+    {
+        var c = SimHostConfiguration.FromDictionary(Host(("Iommufd", true), ("IommuModel", "amdvi"), ("IommuDirtyTracking", true)));
+        Assert.True(c.Iommufd);
+        Assert.Equal(SimIommuModel.AmdVi, c.IommuModel);
+        Assert.Equal(SimHostConfiguration.QemuAmdEfr | (1UL << 52), c.EffectiveAmdEfr);
+        var vtd = SimHostConfiguration.FromDictionary(Host(("VtdEcap", "0x880000f00f4a")));
+        Assert.Equal(0x880000f00f4aUL, vtd.EffectiveVtdEcap);
+    }
+
+    [Fact]
+    public void RegistersThatDisagreeWithIommuDirtyTrackingAreAnError()
+    {
+        var e = Assert.Throws<FormatException>(() => SimHostConfiguration.FromDictionary(Host(("IommuDirtyTracking", true), ("VtdEcap", "0xf00f4a"))));
+        Assert.Contains("disagrees", e.Message);
+        Assert.Contains("Unknown key 'Iommufdd'", Assert.Throws<FormatException>(() => SimHostConfiguration.FromDictionary(Host(("Iommufdd", true)))).Message);
+    }
+
+    [Fact]
+    public void IovaRangesAskAgainWhenTheKernelSaysEmsgsize()
+    {
+        // Six usable ranges behind the IOMMU: more than the four the first IOMMU_IOAS_IOVA_RANGES makes room for.
+        var config = SimTopologies.LabIommufd();
+        config.IovaRanges = Enumerable.Range(0, 6).Select(i => ((ulong)i << 32, ((ulong)i << 32) + 0xfffffff)).ToList();
+        var kernel = new SimulatedKernel(config);
+        var calls = new System.Collections.Generic.List<SyscallRecord>();
+        var host = new VfioHost(kernel) { Trace = calls.Add };
+        using var c = VfioContainer.Open(host, backend: VfioBackend.Iommufd);
+        c.Attach(2);
+        c.SetIommu();
+
+        Assert.Equal(6, c.Info!.IovaRanges.Count);
+        Assert.Contains(calls, r => r.Operation.Contains("IOMMU_IOAS_IOVA_RANGES", StringComparison.Ordinal) && r.Result == -Errno.EMSGSIZE);
+    }
+
+    [Theory]
+    [InlineData(false, true)]
+    [InlineData(true, false)]
+    public void TestVfioMigrationSaysNoDirtyTrackingUnlessTheDeviceLogsItsDma(bool dmaLogging, bool expectNoDirtyTracking)
+    {
+        var config = SimTopologies.LabIommufd();
+        config.AllDevices.First(d => d.Name == SimTopologies.LabMttyUuid).DmaLogging = dmaLogging;
+        var host = new VfioHost(new SimulatedKernel(config));
+        using var c = VfioContainer.Open(host, backend: VfioBackend.Iommufd);
+        c.Attach(7);
+        c.SetIommu();
+
+        var report = Core.Migration.MigrationPreflight.Check(host, new[] { c }, SimTopologies.LabMttyUuid, null);
+
+        var found = report.Incompatibilities.Where(i => i.MessageId == "NoDirtyTracking").ToList();
+        Assert.Equal(expectNoDirtyTracking, found.Count == 1);
+        if (expectNoDirtyTracking) Assert.Contains("cannot track dirty pages", found[0].Message);
+    }
+}
