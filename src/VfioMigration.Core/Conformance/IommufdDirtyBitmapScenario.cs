@@ -77,11 +77,11 @@ public static class IommufdDirtyBitmapScenario
         r.Result("attach the device to the dirty-tracking HWPT", host.TryIoctl(dev, VfioIoctl.VFIO_DEVICE_ATTACH_IOMMUFD_PT,
             StructBytes.Buffer(new vfio_device_attach_iommufd_pt { argsz = 12, pt_id = hwpt })));
 
-        using var memory = new NativeBuffer((long)Length);
+        using var memory = GuestMemory.Map(host, (long)Length);
         if (r.Result("IOMMU_IOAS_MAP 256 KiB at 0x1000000", host.TryIoctl(iommufd, IommufdIoctl.IOMMU_IOAS_MAP, StructBytes.Buffer(new iommu_ioas_map
             {
                 size = 40, flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
-                ioas_id = ioas, user_va = memory.Address, length = Length, iova = Iova,
+                ioas_id = ioas, user_va = (ulong)memory.Address, length = Length, iova = Iova,
             }))) < 0)
             return r.Observations;
 

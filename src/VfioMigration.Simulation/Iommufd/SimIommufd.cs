@@ -158,6 +158,10 @@ internal sealed class SimIommufd : SimFile
             if (ioas.Reserved(Kernel.Configuration).Any(r => r.Start <= last && r.Last >= iova)) return -Errno.EINVAL;
             if (ioas.FirstIntersecting(iova, last) is not null) return -Errno.EEXIST;
         }
+        // iopt_insert_area: the user address's offset in its page must keep the IOAS's alignment, so behind a domain
+        // or a pinning access (4 KiB) the memory must start on a page (the lab's kernel answered EINVAL to memory
+        // from malloc, 16 bytes into a page).
+        if (((cmd.user_va % 4096) & (align - 1)) != 0) return -Errno.EINVAL;
         // With a domain, the pages are pinned now (iopt_fill_domains_pages): memory that is not there faults.
         if (ioas.Hwpts.Count > 0 && !UserMemory.AccessOk(cmd.user_va, cmd.length)) return -Errno.EFAULT;
         ioas.Areas.Add(iova, new SimIoptArea(iova, cmd.length, cmd.user_va, (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) != 0));
@@ -332,7 +336,8 @@ internal sealed class SimIommufd : SimFile
         foreach (var d in hwpt.Devices.ToArray()) d.Device.Tick();
         // iommufd_check_iova_range
         ulong align = hwpt.Ioas.IovaAlignment;
-        ulong lengthLess1 = unchecked(cmd.length - 1);
+        if (cmd.length == 0) return -Errno.EINVAL;
+        ulong lengthLess1 = cmd.length - 1;
         if (cmd.iova > ulong.MaxValue - lengthLess1) return -Errno.EOVERFLOW;
         ulong last = cmd.iova + lengthLess1;
         if ((cmd.iova & (align - 1)) != 0 || (unchecked(last + 1) & (align - 1)) != 0) return -Errno.EINVAL;
@@ -353,6 +358,10 @@ internal sealed class SimIommufd : SimFile
             if (area.Last < cur) continue;
             if (area.Iova > cur) break;
             ulong end = Math.Min(last, area.Last);
+            // The driver's read_and_clear_dirty refuses a bitmap while tracking is off (intel_iommu_read_and_clear_dirty,
+            // amd_iommu_read_and_clear_dirty, the selftest's mock: "!dirty_tracking && dirty->bitmap"; the lab's mock
+            // domain answered EINVAL before tracking started and after it stopped).
+            if (!hwpt.DirtyEnabled) return -Errno.EINVAL;
             foreach (ulong page in hwpt.DirtyPages.Where(p => p + 4095 >= cur && p <= end).ToArray())
             {
                 // iova_bitmap_set: every page_size bit the dirty 4 KiB IOPTE touches, clipped to the range.

@@ -14,7 +14,7 @@ namespace VfioMigration.Core.Tests.Conformance;
 /// </summary>
 public class IommufdConformanceTests
 {
-    internal static IommufdTarget ReferenceTarget(SimulatedKernel kernel, bool dirty = false)
+    internal static IommufdTarget ReferenceTarget(SimulatedKernel kernel)
     {
         // The kernel's mtty logs nothing and accepts everything (mtty_log_*).
         kernel.FindDevice(SimTopologies.LabMttyUuid)!.DmaLogIsNoOp = true;
@@ -24,7 +24,6 @@ public class IommufdConformanceTests
             Host = new VfioHost(kernel),
             PciCdev = "/dev/vfio/devices/vfio0",
             MdevCdev = "/dev/vfio/devices/vfio2",
-            LetDeviceWrite = dirty ? () => kernel.Clock.Advance(TimeSpan.FromSeconds(1)) : null,
         };
     }
 
@@ -45,16 +44,6 @@ public class IommufdConformanceTests
         var expected = IommufdConformance.Reference().Where(o => o.Scenario == scenario).ToList();
 
         Assert.NotEmpty(expected);
-        var diff = ConformanceRunner.Compare(expected, actual);
-        Assert.True(diff.Count == 0, Describe(diff, actual));
-    }
-
-    [Fact]
-    public void TheDirtyPathAnswersAsTheKernelsMockDomainDid()
-    {
-        var actual = IommufdConformance.Run(ReferenceTarget(new SimulatedKernel(DirtyHost()), dirty: true), new[] { "iommufd-dirty" });
-        var expected = IommufdConformance.Reference().Where(o => o.Scenario == "iommufd-dirty").ToList();
-
         var diff = ConformanceRunner.Compare(expected, actual);
         Assert.True(diff.Count == 0, Describe(diff, actual));
     }

@@ -15,16 +15,18 @@ public sealed class IommufdRulesTests : IDisposable
 {
     private readonly SimulatedKernel _kernel;
     private readonly int _iommufd;
-    private readonly NativeBuffer _memory = new(4L << 20);
+    // Guest memory from mmap, as a VMM's: page aligned (iommufd refuses memory that starts inside a page).
+    private readonly nint _memory;
 
     public IommufdRulesTests()
     {
         _kernel = new SimulatedKernel(IommufdConformanceTests.DirtyHost());
         _kernel.Clock.UseManualTime();
         _iommufd = _kernel.Open(IommuPath, Libc.O_RDWR);
+        _memory = _kernel.Mmap((nint)(4L << 20), 0, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS, -1);
     }
 
-    public void Dispose() => _memory.Dispose();
+    public void Dispose() => _kernel.Munmap(_memory, (nint)(4L << 20));
 
     private int Ioctl<T>(int fd, IoctlRequest r, ref T value) where T : unmanaged
     {
@@ -43,7 +45,7 @@ public sealed class IommufdRulesTests : IDisposable
 
     private int Map(uint ioas, ulong iova, ulong length, uint flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE)
     {
-        var m = new iommu_ioas_map { size = 40, flags = flags, ioas_id = ioas, user_va = _memory.Address, length = length, iova = iova };
+        var m = new iommu_ioas_map { size = 40, flags = flags, ioas_id = ioas, user_va = (ulong)_memory, length = length, iova = iova };
         return Ioctl(_iommufd, IommufdIoctl.IOMMU_IOAS_MAP, ref m);
     }
 
