@@ -4,6 +4,11 @@
     Name   = 'default lab'
     # The kernel reports device DMA logs (CONFIG_IOMMUFD_DRIVER): $false answers as Debian's 6.12 does.
     IommufdDriver = $true
+    # The kernel has iommufd and the vfio cdev (/dev/iommu, /dev/vfio/devices/vfioN): New-VfioContainer
+    # -Backend Iommufd works beside the legacy container. Its VT-d can track dirty pages (scalable mode with
+    # SSADS and SMPWC), as a recent server's can and no QEMU vIOMMU does; group 16 sits behind one that cannot.
+    Iommufd = $true
+    IommuDirtyTracking = $true
     Groups = @(
         # A PCI function behind the IOMMU on vfio-pci, without a migration driver (like QEMU's edu device).
         # While dirty tracking runs, every mapped page reads dirty: the kernel cannot see its DMA.
@@ -52,6 +57,13 @@
             @{ Name = '0000:3b:00.1'; Bus = 'pci'; VendorId = 0x15b3; DeviceId = 0x101e; Driver = 'mlx5_vfio_pci'
                Migration = 'v2'; MigrationFlags = 'STOP_COPY,P2P,PRE_COPY'; DmaLogging = $true
                Workload = @{ StateSize = 256MB; InitialBytes = 128MB; StateDirtyBytesPerSecond = 1GB; GuestDirtyPagesPerSecond = 20000; Seed = 14 } }
+        ) }
+
+        # A PCI function behind a second IOMMU unit that cannot track dirty pages (as QEMU's vIOMMU): an iommufd
+        # container over it warns and falls back. Its DMA writes 200 guest pages a second.
+        @{ Group = 16; IommuDirtyTracking = $false; Devices = @(
+            @{ Name = '0000:00:06.0'; Bus = 'pci'; VendorId = 0x1234; DeviceId = 0x11e8; Driver = 'vfio-pci'; Reset = $false
+               Workload = @{ GuestDirtyPagesPerSecond = 200; Seed = 16 } }
         ) }
 
         # A group another process holds open: opening it answers EBUSY, and /proc names the holder.

@@ -173,6 +173,11 @@ public static class ErrorIds
         new("DeviceLogAlreadyStarted", ErrorKind.InvalidOperation, "the device's DMA log runs already (one START at a time)", "Stop-DirtyTracking -Device <name> first"),
         new("DeviceLogReportUnsupported", ErrorKind.NotImplemented, "the kernel cannot report device DMA logs: it is built without CONFIG_IOMMUFD_DRIVER (Debian's 6.12 kernels)", "use the container's dirty tracking (Start-DirtyTracking, Get-DirtyBitmap without -Device), or a kernel with IOMMUFD"),
         new("BitmapsIncompatible", ErrorKind.InvalidArgument, "the bitmaps cover different ranges or page sizes", "compare bitmaps of the same range and page size"),
+        new("IommufdNotPresent", ErrorKind.ResourceUnavailable, "the host has no /dev/iommu: its kernel is built without CONFIG_IOMMUFD (or the module is not loaded)", "use the legacy container (New-VfioContainer -Backend Legacy), or modprobe iommufd"),
+        new("NoDeviceCdev", ErrorKind.ResourceUnavailable, "the device has no vfio cdev (/dev/vfio/devices/vfioN): the kernel is built without CONFIG_VFIO_DEVICE_CDEV", "use the legacy container (-Backend Legacy)"),
+        new("GroupNotOpen", ErrorKind.InvalidOperation, "an iommufd container uses a group's devices through their cdevs, not an open /dev/vfio/N", "attach groups by number (New-VfioContainer -Group N -Backend Iommufd)"),
+        new("IommuNoDirtyTracking", ErrorKind.NotImplemented, "the IOMMU cannot track dirty pages (VT-d without SSADS/SMPWC, AMD-Vi without HDSup, any QEMU vIOMMU), so the iommufd container's HWPT has no dirty tracking", "a device's own DMA log (Start-DirtyTracking -Device) where every device has one, else the legacy container (-Backend Legacy); docs/iommufd.md"),
+        new("NoClearUnsupported", ErrorKind.NotImplemented, "-NoClear needs the iommufd backend: type1's VFIO_IOMMU_DIRTY_PAGES always clears what it reads", "read without -NoClear, or use an iommufd container (New-VfioContainer -Backend Iommufd)"),
     };
 
     private static readonly Dictionary<string, ErrorIdInfo> ById = Table.ToDictionary(e => e.Id, StringComparer.Ordinal);

@@ -33,7 +33,10 @@ public static class Errno
     public const int ELOOP = 40;
     public const int ENOMSG = 42;
     public const int EOVERFLOW = 75;
+    public const int EBADFD = 77;
+    public const int EMSGSIZE = 90;
     public const int EOPNOTSUPP = 95;
+    public const int EADDRINUSE = 98;
     public const int EDQUOT = 122;
 
     /// <summary>The C name of an errno value ("EINVAL"), or "errno N" for one not listed.</summary>
@@ -69,6 +72,9 @@ public static class Errno
         ENOMSG => nameof(ENOMSG),
         EOVERFLOW => nameof(EOVERFLOW),
         EOPNOTSUPP => nameof(EOPNOTSUPP),
+        EBADFD => nameof(EBADFD),
+        EMSGSIZE => nameof(EMSGSIZE),
+        EADDRINUSE => nameof(EADDRINUSE),
         _ => "errno " + errno,
     };
 

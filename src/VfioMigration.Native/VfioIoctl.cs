@@ -38,6 +38,11 @@ public static class VfioIoctl
     public static readonly IoctlRequest VFIO_DEVICE_RESET = Io(nameof(VFIO_DEVICE_RESET), 11);
     public static readonly IoctlRequest VFIO_DEVICE_FEATURE = Io(nameof(VFIO_DEVICE_FEATURE), 17);
 
+    // device cdev (/dev/vfio/devices/vfioN, 6.6+; absent from the 6.1 header)
+    public static readonly IoctlRequest VFIO_DEVICE_BIND_IOMMUFD = Io(nameof(VFIO_DEVICE_BIND_IOMMUFD), 18);
+    public static readonly IoctlRequest VFIO_DEVICE_ATTACH_IOMMUFD_PT = Io(nameof(VFIO_DEVICE_ATTACH_IOMMUFD_PT), 19);
+    public static readonly IoctlRequest VFIO_DEVICE_DETACH_IOMMUFD_PT = Io(nameof(VFIO_DEVICE_DETACH_IOMMUFD_PT), 20);
+
     // container, type1 IOMMU
     public static readonly IoctlRequest VFIO_IOMMU_GET_INFO = Io(nameof(VFIO_IOMMU_GET_INFO), 12);
     public static readonly IoctlRequest VFIO_IOMMU_MAP_DMA = Io(nameof(VFIO_IOMMU_MAP_DMA), 13);
@@ -54,6 +59,7 @@ public static class VfioIoctl
         VFIO_GROUP_GET_STATUS, VFIO_GROUP_SET_CONTAINER, VFIO_GROUP_UNSET_CONTAINER, VFIO_GROUP_GET_DEVICE_FD,
         VFIO_DEVICE_GET_INFO, VFIO_DEVICE_GET_REGION_INFO, VFIO_DEVICE_GET_IRQ_INFO, VFIO_DEVICE_SET_IRQS,
         VFIO_DEVICE_RESET, VFIO_DEVICE_FEATURE,
+        VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_DETACH_IOMMUFD_PT,
         VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_IOMMU_DIRTY_PAGES,
         VFIO_MIG_GET_PRECOPY_INFO,
     };

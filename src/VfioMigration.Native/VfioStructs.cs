@@ -260,3 +260,30 @@ public struct vfio_device_migration_info
     [FieldOffset(16)] public ulong data_offset;
     [FieldOffset(24)] public ulong data_size;
 }
+
+/// <summary>VFIO_DEVICE_BIND_IOMMUFD on a device cdev (6.6+): binds the device to an iommufd; <c>out_devid</c> is its object id there.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 16)]
+public struct vfio_device_bind_iommufd
+{
+    [FieldOffset(0)] public uint argsz;
+    [FieldOffset(4)] public uint flags;
+    [FieldOffset(8)] public int iommufd;
+    [FieldOffset(12)] public uint out_devid;
+}
+
+/// <summary>VFIO_DEVICE_ATTACH_IOMMUFD_PT (6.12 layout; 6.13 adds pasid): attach to an IOAS or a HWPT; <c>pt_id</c> returns the HWPT used.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 12)]
+public struct vfio_device_attach_iommufd_pt
+{
+    [FieldOffset(0)] public uint argsz;
+    [FieldOffset(4)] public uint flags;
+    [FieldOffset(8)] public uint pt_id;
+}
+
+/// <summary>VFIO_DEVICE_DETACH_IOMMUFD_PT (6.12 layout).</summary>
+[StructLayout(LayoutKind.Explicit, Size = 8)]
+public struct vfio_device_detach_iommufd_pt
+{
+    [FieldOffset(0)] public uint argsz;
+    [FieldOffset(4)] public uint flags;
+}

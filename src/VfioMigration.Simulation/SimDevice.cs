@@ -137,14 +137,25 @@ public sealed class SimDevice
         var container = Group.Container;
         IReadOnlyList<(ulong Iova, ulong Size)> mapped = container is not null && IsMdev ? container.MappedRanges : Array.Empty<(ulong, ulong)>();
         if (container is not null) _pinnedPages.RemoveWhere(p => !mapped.Any(r => p >= r.Iova && p - r.Iova < r.Size));
+        Action<ulong>? writeMapped = IsMdev && container is not null ? PinPage : null;
+        // A PCI device attached to an iommufd HWPT writes guest pages through its IOMMU: the IOPTEs record them
+        // (dirty bits, while tracking is enabled on a domain that can track).
+        if (!IsMdev && IommufdBinding is Iommufd.SimIommufdDevice { Hwpt: { } hwpt })
+        {
+            mapped = hwpt.WriteableRanges;
+            writeMapped = hwpt.DmaWrite;
+        }
         var log = DmaLog is { Active: true } && !DmaLogIsNoOp ? DmaLog : null;
         _workload.Advance(Kernel.Clock.Now, IsRunning, StateImage,
-            mapped, IsMdev && container is not null ? PinPage : null,
+            mapped, writeMapped,
             log?.Ranges ?? (IReadOnlyList<(ulong, ulong)>)Array.Empty<(ulong, ulong)>(), log is not null ? log.RecordWrite : null);
     }
 
-    /// <summary>VFIO_GROUP_GET_DEVICE_FD: a new device file, or -errno.</summary>
-    internal int Open(out SimFile? file)
+    /// <summary>What the device is bound as in an iommufd context (its cdev's BIND_IOMMUFD), or null.</summary>
+    internal Iommufd.SimIommufdObject? IommufdBinding { get; set; }
+
+    /// <summary>VFIO_GROUP_GET_DEVICE_FD (or a cdev bind, <paramref name="cdev"/>): a new device file, or -errno.</summary>
+    internal int Open(out SimFile? file, bool cdev = false)
     {
         Tick();
         if (OpenCount == 0)
@@ -155,7 +166,7 @@ public sealed class SimDevice
             MigrationV1?.Reset();
         }
         OpenCount++;
-        file = new SimDeviceFile(Kernel, this);
+        file = new SimDeviceFile(Kernel, this, cdev);
         return 0;
     }
 
@@ -206,6 +217,30 @@ public sealed class SimDevice
             else StateImage.Reseed(unchecked((long)fresh));
         }
         while (before is not null && before.AsSpan().SequenceEqual(StateImage.ToArray()));
+    }
+
+    /// <summary>
+    /// The device writes [<paramref name="iova"/>, +<paramref name="length"/>) of guest memory now, through the
+    /// iommufd HWPT it is attached to: each 4 KiB page that is mapped writeable is written (its IOPTE's dirty
+    /// bit is set while tracking is enabled), the rest faults in the IOMMU. Returns the pages written, or
+    /// -ENODEV when the device is attached to no HWPT. (A device behind a legacy container writes with
+    /// <see cref="SimContainer.DmaWrite"/>.) What a test or the lab's twin uses to write chosen pages where a
+    /// real device would do DMA, or the kernel's mock domain IOMMU_TEST_OP_DIRTY.
+    /// </summary>
+    public int DmaWrite(ulong iova, ulong length)
+    {
+        lock (Kernel.SyncRoot)
+        {
+            if (IommufdBinding is not Iommufd.SimIommufdDevice { Hwpt: { } hwpt }) return -Errno.ENODEV;
+            int written = 0;
+            for (ulong page = iova & ~4095UL; page < iova + length; page += 4096)
+            {
+                if (hwpt.Ioas.FirstIntersecting(page, page) is not { Writeable: true }) continue;
+                hwpt.DmaWrite(page);
+                written++;
+            }
+            return written;
+        }
     }
 
     private void PinPage(ulong iova)

@@ -11,6 +11,7 @@ public enum SimFileKind
     Device,
     MigrationData,
     Anonymous,
+    Iommufd,
 }
 
 /// <summary>
@@ -61,6 +62,12 @@ internal static class SimIoctlNames
 {
     public static string For(SimFileKind kind, uint request)
     {
+        if (kind == SimFileKind.Iommufd)
+        {
+            foreach (var r in IommufdIoctl.All)
+                if (r.Number == request) return r.Name;
+            return $"ioctl 0x{request:X}";
+        }
         foreach (var r in VfioIoctl.All)
         {
             if (r.Number != request) continue;

@@ -45,11 +45,15 @@ internal sealed class SimGroup
     /// <summary>Open device descriptors of this group (UNSET_CONTAINER answers EBUSY while any is open).</summary>
     public int OpenDevices { get; set; }
 
+    /// <summary>Devices of the group bound through their cdev (group->cdev_device_open_cnt): the group cannot be opened then.</summary>
+    public int CdevBound { get; set; }
+
     public int OpenFile(out SimGroupFile? file)
     {
         file = null;
         // vfio_group_fops_open: one opener at a time ("Do we need multiple instances of the group open? Seems not.").
-        if (Config.HeldBy is not null || File is not null) return -Errno.EBUSY;
+        // vfio_group_open: also refused while a device of the group is bound through its cdev.
+        if (Config.HeldBy is not null || File is not null || CdevBound > 0) return -Errno.EBUSY;
         file = File = new SimGroupFile(Kernel, this);
         return 0;
     }

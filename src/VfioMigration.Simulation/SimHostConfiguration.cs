@@ -5,6 +5,7 @@ using System.Globalization;
 using System.Linq;
 using VfioMigration.Core.Native;
 using VfioMigration.Core.Simulation.Devices;
+using VfioMigration.Core.Simulation.Iommufd;
 
 namespace VfioMigration.Core.Simulation;
 
@@ -16,6 +17,16 @@ public enum SimBus
 
     /// <summary>A mediated device without an IOMMU of its own: it pins guest pages, and only pinned pages read dirty.</summary>
     Mdev,
+}
+
+/// <summary>Which IOMMU the simulated host has (what the iommufd backend's driver rules follow).</summary>
+public enum SimIommuModel
+{
+    /// <summary>Intel VT-d (drivers/iommu/intel): capability and extended capability registers.</summary>
+    IntelVtd,
+
+    /// <summary>AMD-Vi (drivers/iommu/amd): the extended feature register.</summary>
+    AmdVi,
 }
 
 /// <summary>Which migration interface a simulated device offers.</summary>
@@ -121,6 +132,12 @@ public sealed class SimGroupConfig
 
     /// <summary>Another process holding /dev/vfio/N, or null.</summary>
     public SimHolder? HeldBy { get; set; }
+
+    /// <summary>
+    /// The group sits behind an IOMMU unit of its own that can (or cannot) track dirty pages, unlike the host's
+    /// (a second DMAR unit): its registers are the default ones of that kind. Null: the host's IOMMU.
+    /// </summary>
+    public bool? IommuDirtyTracking { get; set; }
 }
 
 /// <summary>
@@ -150,14 +167,82 @@ public sealed class SimHostConfiguration
     /// </summary>
     public bool IommufdDriver { get; set; } = true;
 
+    /// <summary>
+    /// The kernel has iommufd and the vfio device cdev (CONFIG_IOMMUFD, CONFIG_VFIO_DEVICE_CDEV): /dev/iommu and
+    /// /dev/vfio/devices/vfioN exist beside the legacy container and groups. Off by default (Debian's 6.12).
+    /// </summary>
+    public bool Iommufd { get; set; }
+
+    /// <summary>The IOMMU behind the PCI devices: VT-d (the default, as the lab's QEMU) or AMD-Vi.</summary>
+    public SimIommuModel IommuModel { get; set; } = SimIommuModel.IntelVtd;
+
+    /// <summary>
+    /// Whether the IOMMU can track dirty pages (VT-d: scalable mode with SSADS and SMPWC; AMD: HDSup). It picks
+    /// the default registers: QEMU's vIOMMU (which cannot) or a host IOMMU that can. Registers given with
+    /// VtdCap/VtdEcap/AmdEfr win; giving both and disagreeing is an error. Null: not said (cannot).
+    /// </summary>
+    public bool? IommuDirtyTracking { get; set; }
+
+    /// <summary>The VT-d capability register (IOMMU_GET_HW_INFO cap_reg), or null for the default.</summary>
+    public ulong? VtdCap { get; set; }
+
+    /// <summary>The VT-d extended capability register (ecap_reg), or null for the default.</summary>
+    public ulong? VtdEcap { get; set; }
+
+    /// <summary>The AMD-Vi extended feature register (EFR), or null for the default.</summary>
+    public ulong? AmdEfr { get; set; }
+
+    /// <summary>QEMU 7.2's intel-iommu as the lab measured it: legacy mode, ECAP 0xf00f4a (docs/iommufd.md).</summary>
+    public const ulong QemuVtdEcap = 0xf00f4a;
+
+    /// <summary>A VT-d capability register of QEMU's intel-iommu (39-bit address width, caching mode).</summary>
+    public const ulong QemuVtdCap = 0x00d2008c22260286;
+
+    /// <summary>A host VT-d that tracks dirty pages: QEMU 10's scalable-mode ECAP 0x480080f00f4a plus SSADS (bit 45) and SMPWC (bit 48).</summary>
+    public const ulong DirtyVtdEcap = 0x480080f00f4a | (1UL << 45) | (1UL << 48);
+
+    /// <summary>QEMU 10's amd-iommu as the lab measured it: EFR 0x29d3 (no HDSup).</summary>
+    public const ulong QemuAmdEfr = 0x29d3;
+
+    /// <summary>A host AMD-Vi that tracks dirty pages: QEMU's EFR plus HDSup (bit 52).</summary>
+    public const ulong DirtyAmdEfr = QemuAmdEfr | (1UL << 52);
+
+    /// <summary>The VT-d capability register the host reports.</summary>
+    public ulong EffectiveVtdCap => VtdCap ?? QemuVtdCap;
+
+    /// <summary>The VT-d extended capability register the host reports.</summary>
+    public ulong EffectiveVtdEcap => VtdEcap ?? (IommuDirtyTracking == true ? DirtyVtdEcap : QemuVtdEcap);
+
+    /// <summary>The AMD-Vi extended feature register the host reports.</summary>
+    public ulong EffectiveAmdEfr => AmdEfr ?? (IommuDirtyTracking == true ? DirtyAmdEfr : QemuAmdEfr);
+
     /// <summary>Every device of every group.</summary>
     public IEnumerable<SimDeviceConfig> AllDevices => Groups.SelectMany(g => g.Devices);
+
+    /// <summary>The number N of a device's cdev /dev/vfio/devices/vfioN (devices bound to VFIO, in order), or -1.</summary>
+    public int CdevNumber(SimDeviceConfig device)
+    {
+        int n = 0;
+        foreach (var d in AllDevices)
+        {
+            if (!d.BoundToVfio) continue;
+            if (ReferenceEquals(d, device)) return n;
+            n++;
+        }
+        return -1;
+    }
 
     private static long SimMttyPortsSize(int ports) => Devices.SimMttyPorts.HeaderSize + ports * Devices.SimMttyPorts.PortSize;
 
     /// <summary>Checks the topology for mistakes a person makes in a configuration file.</summary>
     public void Validate()
     {
+        if (IommuDirtyTracking is bool wanted)
+        {
+            bool regs = IommuModel == SimIommuModel.IntelVtd ? VtdEcap is not null : AmdEfr is not null;
+            if (regs && SimIommuHardware.From(this).DirtyTracking != wanted)
+                throw new FormatException($"IommuDirtyTracking = ${wanted.ToString().ToLowerInvariant()} disagrees with the registers given ({(IommuModel == SimIommuModel.IntelVtd ? $"VtdEcap 0x{VtdEcap:x}" : $"AmdEfr 0x{AmdEfr:x}")}); leave one of them out.");
+        }
         var groups = new HashSet<int>();
         var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         foreach (var g in Groups)
@@ -254,6 +339,12 @@ public sealed class SimHostConfiguration
                 case "iommupagesizes": c.IommuPageSizes = U64(e.Value, key); break;
                 case "dmaentrylimit": c.DmaEntryLimit = checked((uint)U64(e.Value, key)); break;
                 case "iommufddriver": c.IommufdDriver = Bool(e.Value, key); break;
+                case "iommufd": c.Iommufd = Bool(e.Value, key); break;
+                case "iommumodel": c.IommuModel = Enum<SimIommuModel>(e.Value, key); break;
+                case "iommudirtytracking": c.IommuDirtyTracking = Bool(e.Value, key); break;
+                case "vtdcap": c.VtdCap = U64(e.Value, key); break;
+                case "vtdecap": c.VtdEcap = U64(e.Value, key); break;
+                case "amdefr": c.AmdEfr = U64(e.Value, key); break;
                 case "iovaranges":
                     c.IovaRanges = List(e.Value, key).Select(r =>
                     {
@@ -262,7 +353,7 @@ public sealed class SimHostConfiguration
                     }).ToList();
                     break;
                 case "groups": c.Groups = List(e.Value, key).Select(g => Group(Dict(g, key))).ToList(); break;
-                default: throw new FormatException($"Unknown key '{key}' in the simulated host configuration (known: Name, Groups, IommuPageSizes, IovaRanges, DmaEntryLimit, IommufdDriver).");
+                default: throw new FormatException($"Unknown key '{key}' in the simulated host configuration (known: Name, Groups, IommuPageSizes, IovaRanges, DmaEntryLimit, IommufdDriver, Iommufd, IommuModel, IommuDirtyTracking, VtdCap, VtdEcap, AmdEfr).");
             }
         }
         c.Validate();
@@ -279,11 +370,12 @@ public sealed class SimHostConfiguration
             {
                 case "group": case "number": g.Number = checked((int)U64(e.Value, key)); break;
                 case "devices": g.Devices = List(e.Value, key).Select(x => Device(Dict(x, key))).ToList(); break;
+                case "iommudirtytracking": g.IommuDirtyTracking = Bool(e.Value, key); break;
                 case "heldby":
                     var h = Dict(e.Value, key);
                     g.HeldBy = new SimHolder { Pid = checked((int)U64(Get(h, "Pid", key), "Pid")), Command = h.Contains("Command") ? Str(h["Command"], "Command") : "qemu-system-x86_64" };
                     break;
-                default: throw new FormatException($"Unknown key '{key}' in a group (known: Group, Devices, HeldBy).");
+                default: throw new FormatException($"Unknown key '{key}' in a group (known: Group, Devices, HeldBy, IommuDirtyTracking).");
             }
         }
         return g;

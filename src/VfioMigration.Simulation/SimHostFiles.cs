@@ -24,6 +24,19 @@ internal sealed class SimHostFiles : IHostFiles
         var c = kernel.Configuration;
         Node("/dev/vfio/vfio");
         Dir("/sys/kernel/iommu_groups");
+        if (c.Iommufd) Node(Native.IommufdConstants.IommuPath);
+        // The IOMMU's registers as its driver shows them in sysfs (intel-iommu/{cap,ecap}, amd-iommu/features).
+        if (c.IommuModel == SimIommuModel.IntelVtd)
+        {
+            Link("/sys/class/iommu/dmar0", "../../devices/virtual/iommu/dmar0");
+            Text("/sys/devices/virtual/iommu/dmar0/intel-iommu/cap", c.EffectiveVtdCap.ToString("x", CultureInfo.InvariantCulture));
+            Text("/sys/devices/virtual/iommu/dmar0/intel-iommu/ecap", c.EffectiveVtdEcap.ToString("x", CultureInfo.InvariantCulture));
+        }
+        else
+        {
+            Link("/sys/class/iommu/ivhd0", "../../devices/pci0000:00/0000:00:00.2/iommu/ivhd0");
+            Text("/sys/devices/pci0000:00/0000:00:00.2/iommu/ivhd0/amd-iommu/features", c.EffectiveAmdEfr.ToString("x", CultureInfo.InvariantCulture) + ":0");
+        }
         foreach (var g in c.Groups)
         {
             string gdir = $"/sys/kernel/iommu_groups/{g.Number}";
@@ -39,6 +52,13 @@ internal sealed class SimHostFiles : IHostFiles
                 Link(dev + "/subsystem", $"../../../bus/{bus}");
                 Link(dev + "/iommu_group", $"../../../kernel/iommu_groups/{g.Number}");
                 Link(dev + "/driver", $"../../../bus/{bus}/drivers/{d.Driver}");
+                if (c.Iommufd && d.BoundToVfio)
+                {
+                    // The device's cdev (CONFIG_VFIO_DEVICE_CDEV): <device>/vfio-dev/vfioN and /dev/vfio/devices/vfioN.
+                    string cdev = "vfio" + c.CdevNumber(d).ToString(CultureInfo.InvariantCulture);
+                    Text($"{dev}/vfio-dev/{cdev}/dev", "511:" + c.CdevNumber(d).ToString(CultureInfo.InvariantCulture));
+                    Node($"{Native.IommufdConstants.DeviceCdevFolder}/{cdev}");
+                }
                 if (d.Bus == SimBus.Pci)
                 {
                     Text(dev + "/vendor", $"0x{d.VendorId:x4}");

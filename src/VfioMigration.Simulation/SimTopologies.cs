@@ -65,4 +65,22 @@ public static class SimTopologies
             },
         },
     };
+
+    /// <summary>
+    /// The reference iommufd kernel of docs/iommufd.md (a 6.12.117 built with IOMMUFD, the vfio cdev and
+    /// IOMMUFD_DRIVER, booted under QEMU 7.2's intel-iommu, legacy mode, ECAP 0xf00f4a) as a simulated host: the
+    /// lab's devices, with /dev/iommu and /dev/vfio/devices/vfio0..3 beside the legacy nodes, and an IOMMU that
+    /// cannot track dirty pages, as no QEMU vIOMMU can. <paramref name="dirtyTracking"/> gives it instead a host
+    /// VT-d that can (scalable mode with SSADS and SMPWC), which no lab has: the whole hardware path then runs.
+    /// </summary>
+    public static SimHostConfiguration LabIommufd(bool dirtyTracking = false, SimIommuModel model = SimIommuModel.IntelVtd)
+    {
+        var c = Lab();
+        c.Name = dirtyTracking ? "iommufd host (dirty-tracking IOMMU)" : "QEMU lab, iommufd kernel";
+        c.Iommufd = true;
+        c.IommufdDriver = true;
+        c.IommuModel = model;
+        c.IommuDirtyTracking = dirtyTracking;
+        return c;
+    }
 }

@@ -67,6 +67,15 @@ public sealed class SimulatedKernel : IVfioKernel
             {
                 file = new SimContainer(this);
             }
+            else if (path == IommufdConstants.IommuPath && Configuration.Iommufd)
+            {
+                file = new Iommufd.SimIommufd(this);
+            }
+            else if (CdevDevice(path) is { } cdevDevice)
+            {
+                // vfio_device_fops_cdev_open: always succeeds; the bind decides.
+                file = new Iommufd.SimDeviceCdev(this, cdevDevice);
+            }
             else if (path.StartsWith("/dev/vfio/", StringComparison.Ordinal)
                      && int.TryParse(path.AsSpan("/dev/vfio/".Length), NumberStyles.None, CultureInfo.InvariantCulture, out int number)
                      && _groups.TryGetValue(number, out var group) && group.HasDeviceNode)
@@ -81,6 +90,15 @@ public sealed class SimulatedKernel : IVfioKernel
             }
             return Install(file!);
         }
+    }
+
+    /// <summary>The device behind /dev/vfio/devices/vfioN on a host with the cdev, or null.</summary>
+    private SimDevice? CdevDevice(string path)
+    {
+        const string prefix = IommufdConstants.DeviceCdevFolder + "/vfio";
+        if (!Configuration.Iommufd || !path.StartsWith(prefix, StringComparison.Ordinal)
+            || !int.TryParse(path.AsSpan(prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int n)) return null;
+        return Devices.FirstOrDefault(d => Configuration.CdevNumber(d.Config) == n);
     }
 
     /// <summary>Gives a new file the lowest free descriptor number, as the kernel does.</summary>

@@ -12,7 +12,11 @@
        /dev/vfio, then the lab's Pester checks (Guest-Checks.ps1).
     4. Runs the same suite in this process against SimulatedKernel(SimTopologies.Lab()) and compares with
        ConformanceRunner.Compare; prints every difference with both answers, and what is not compared.
-    5. Writes <RepoRoot>/TestResults/lab.summary.json (passed/failed: one count per compared step, plus
+    5. Builds the lab's second kernel (build-iommufd-kernel.sh: Debian's linux-source-6.12 with iommufd,
+       the vfio cdev and IOMMUFD_TEST; cached) and boots it twice (IommufdLab.ps1): the iommufd scenarios
+       in the same VM, compared with SimTopologies.LabIommufd(); and, without a vIOMMU, the mock-domain
+       harness, compared with the simulated dirty-tracking IOMMU. -SkipIommufd leaves this out.
+    6. Writes <RepoRoot>/TestResults/lab.summary.json (passed/failed: one count per compared step, plus
        one failure per build/boot problem) and the raw files under TestResults/lab/; exits 1 on any
        difference or failure. A lab that cannot be built or booted fails with the reason: it never skips.
        The summary is written whatever happens, also when the module, the lab or the VM failed.
@@ -42,6 +46,13 @@ param(
     # (SimFaults), where both kernels answer 0, so the run must report exactly that difference and fail.
     [switch] $InjectDifference = ($env:VFIOLAB_INJECT_DIFFERENCE -eq '1'),
 
+    # Leaves out the boots of the lab's iommufd kernel (build-iommufd-kernel.sh: about 15 min of kernel build
+    # on a machine whose cache lacks it, then two short boots). CI runs them.
+    [switch] $SkipIommufd = ($env:VFIOLAB_SKIP_IOMMUFD -eq '1'),
+
+    # Only the iommufd kernel's boots (for work on iommufd): the Debian kernel's boot and comparison are left out.
+    [switch] $IommufdOnly,
+
     # Writes the real kernel's answers as tests/VfioMigration.Core.Tests/Conformance/Expected/<scenario>.txt,
     # each with the kernel release it came from (build.ps1 -Task LabExpected). Review the diff, then commit.
     [switch] $WriteExpected
@@ -64,6 +75,10 @@ $LabResults = Join-Path $ResultsDir 'lab'
 $Share = Join-Path $Cache "run-$PID"
 $LabEnv = Join-Path $Cache "lab-$PID.env"
 $SerialLog = Join-Path $LabResults 'serial.log'
+$IommufdShare = Join-Path $Cache "run-$PID-iommufd"
+$MockShare = Join-Path $Cache "run-$PID-mock"
+$IommufdEnv = Join-Path $Cache "iommufd-$PID.env"
+$IommufdBootEnv = Join-Path $Cache "iommufd-boot-$PID.env"
 
 # The simulated twin of the lab (SimTopologies.Lab): the same kind of target the guest discovers.
 $SimIommuGroup = 2
@@ -75,7 +90,8 @@ $SimPeerMdevGroup = 8
 $NotCompared = @(
     [ordered]@{ what = 'v1 migration region (VFIO_REGION_TYPE_MIGRATION)'; reason = 'no driver of a 5.18+ kernel offers it (v1 was deprecated in 5.18 when the v2 FSM arrived; mtty and vfio-pci implement v2 or nothing), so the simulator''s v1 devices have no real counterpart in the lab' }
     [ordered]@{ what = 'ERROR state and injected faults (SimFaults)'; reason = 'the real kernel cannot be made to fail on demand: mtty never enters ERROR, and errors the simulator injects (EIO on a data_fd, a failing transition) have no lab trigger' }
-    [ordered]@{ what = 'iommufd and the vfio device cdev'; reason = 'CONFIG_IOMMUFD is not set in Debian''s 6.12 kernel: only the legacy container/group API exists in the lab' }
+    [ordered]@{ what = 'iommufd on Debian''s kernel'; reason = 'CONFIG_IOMMUFD is not set in Debian''s 6.12: iommufd is compared on the lab''s second kernel (build-iommufd-kernel.sh) instead' }
+    [ordered]@{ what = 'IOMMU hardware dirty tracking behind a VFIO device'; reason = 'no QEMU emulates an IOMMU that tracks dirty pages (VT-d without SSADS/SMPWC, AMD-Vi without HDSup): the lab compares its refusals, and the dirty bitmap semantics only on the IOMMUFD_TEST mock domain (docs/iommufd.md)' }
 )
 
 $summary = [ordered]@{
@@ -147,20 +163,17 @@ function Invoke-LabBuild {
     if ($rc -ne 0) { throw "the lab could not be built: $(if ($reason) { $reason } else { "build-lab.sh exit code $rc" })" }
 }
 
-function Invoke-LabVm {
-    Write-Step 'boot the VM and run the suite in the guest'
-    # Shares of runs that were killed before cleaning up.
-    Get-ChildItem $Cache -Directory -Filter 'run-*' | Where-Object {
-        $_.Name -match '^run-(\d+)$' -and -not (Get-Process -Id ([int]$Matches[1]) -ErrorAction Ignore) } |
-        Remove-Item -Recurse -Force -ErrorAction Ignore
-    if (Test-Path $Share) { Remove-Item $Share -Recurse -Force }
-    $null = New-Item -ItemType Directory -Force $Share, $LabResults
-    Copy-Item (Join-Path $LabScripts 'guest.sh') $Share
+function New-LabShare {
+    # A fresh share for one boot: guest.sh, and lab.env telling it which pwsh script to run in the guest.
+    param([string] $ShareDir, [string] $Suite)
+    if (Test-Path $ShareDir) { Remove-Item $ShareDir -Recurse -Force }
+    $null = New-Item -ItemType Directory -Force $ShareDir, $LabResults
+    Copy-Item (Join-Path $LabScripts 'guest.sh') $ShareDir
     $dotnet = (Get-Command dotnet -CommandType Application | Select-Object -First 1).Source
     $values = [ordered]@{
         REPO       = $RepoRoot
-        SHARE      = (Resolve-Path $Share).Path
-        SUITE      = Join-Path $LabScripts 'Guest-Suite.ps1'
+        SHARE      = (Resolve-Path $ShareDir).Path
+        SUITE      = $Suite
         DOTNET     = (& readlink -f $dotnet)
         PWSH_DLL   = Get-PwshDll
         GUEST_HOME = $HOME
@@ -170,30 +183,47 @@ function Invoke-LabVm {
         # QEMU 10 unpacked by build-lab.sh: the guest sees it at the same path through the host root.
         QEMU10_ROOT = (Read-EnvFile $LabEnv)['QEMU10']
     }
-    Set-Content (Join-Path $Share 'lab.env') ($values.GetEnumerator() | ForEach-Object { "$($_.Key)='$($_.Value)'" })
+    Set-Content (Join-Path $ShareDir 'lab.env') ($values.GetEnumerator() | ForEach-Object { "$($_.Key)='$($_.Value)'" })
+}
 
-    $sw = [Diagnostics.Stopwatch]::StartNew()
+function Invoke-LabBoot {
+    # One boot of the lab VM (run-vm.sh) with the share's guest.sh; a VM that does not power off in time, or
+    # a QEMU that fails, is a failure with the console's last line.
+    param([string] $EnvFile, [string] $ShareDir, [string] $Log, [int] $Timeout, [switch] $NoViommu)
+    $extra = @(if ($NoViommu) { '--no-viommu' })
     for ($attempt = 1; ; $attempt++) {
-        & bash (Join-Path $LabScripts 'run-vm.sh') --env $LabEnv --share $Share --log $SerialLog `
-            --timeout $TimeoutSeconds 2>&1 | ForEach-Object { Write-Host "  | $_" }
+        & bash (Join-Path $LabScripts 'run-vm.sh') --env $EnvFile --share $ShareDir --log $Log `
+            --timeout $Timeout @extra 2>&1 | ForEach-Object { Write-Host "  | $_" }
         $rc = $LASTEXITCODE
         # A guest kernel that panics while it boots, before the lab's init has run, tested nothing of the
         # module: TCG has been seen to fault in the guest's timer code this early (once in many runs). Boot
         # once more, say so, and keep the first console log; a second panic, or one later, is a failure.
-        $panicked = -not (Test-Path (Join-Path $Share 'init-timings.env')) -and (Test-Path $SerialLog) -and
-            (Select-String -Path $SerialLog -SimpleMatch 'Kernel panic' -Quiet)
+        $panicked = -not (Test-Path (Join-Path $ShareDir 'init-timings.env')) -and (Test-Path $Log) -and
+            (Select-String -Path $Log -SimpleMatch 'Kernel panic' -Quiet)
         if ($attempt -ge 2 -or -not $panicked) { break }
-        $firstLog = [IO.Path]::ChangeExtension($SerialLog, '.boot1.log')
-        Move-Item $SerialLog $firstLog -Force
+        $firstLog = [IO.Path]::ChangeExtension($Log, '.boot1.log')
+        Move-Item $Log $firstLog -Force
         Write-Host "LAB: the guest kernel panicked while booting, before the lab's init ran (console: $firstLog); booting once more"
     }
-    Set-Timing 'vm_total' $sw.Elapsed.TotalSeconds
-    if ($rc -eq 124 -or $rc -eq 137) { Add-Failure "the VM did not power off within $TimeoutSeconds s (serial log: $SerialLog)" }
+    if ($rc -eq 124 -or $rc -eq 137) { Add-Failure "the VM did not power off within $Timeout s (serial log: $Log)" }
     elseif ($rc -ne 0) {
         # The console's last line says why (QEMU's own error, or timeout's when QEMU cannot be started).
-        $last = if (Test-Path $SerialLog) { Get-Content $SerialLog | Where-Object { $_.Trim() } | Select-Object -Last 1 }
-        Add-Failure "QEMU exited with status $rc$(if ($last) { ": $($last.Trim())" }) (serial log: $SerialLog)"
+        $last = if (Test-Path $Log) { Get-Content $Log | Where-Object { $_.Trim() } | Select-Object -Last 1 }
+        Add-Failure "QEMU exited with status $rc$(if ($last) { ": $($last.Trim())" }) (serial log: $Log)"
     }
+}
+
+function Invoke-LabVm {
+    Write-Step 'boot the VM and run the suite in the guest'
+    # Shares of runs that were killed before cleaning up.
+    Get-ChildItem $Cache -Directory -Filter 'run-*' | Where-Object {
+        $_.Name -match '^run-(\d+)(-\w+)?$' -and -not (Get-Process -Id ([int]$Matches[1]) -ErrorAction Ignore) } |
+        Remove-Item -Recurse -Force -ErrorAction Ignore
+    New-LabShare -ShareDir $Share -Suite (Join-Path $LabScripts 'Guest-Suite.ps1')
+
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    Invoke-LabBoot -EnvFile $LabEnv -ShareDir $Share -Log $SerialLog -Timeout $TimeoutSeconds
+    Set-Timing 'vm_total' $sw.Elapsed.TotalSeconds
 
     foreach ($f in 'guest-result.json', 'init-timings.env', 'guest-timings.env', 'lab-pester.summary.json', 'lab-pester.junit.xml') {
         if (Test-Path (Join-Path $Share $f)) { Copy-Item (Join-Path $Share $f) $LabResults -Force }
@@ -310,16 +340,20 @@ try {
         if (-not (Test-Path $moduleManifest)) { throw "$moduleManifest is missing: run build.ps1 -Task Build (or drop -SkipModuleBuild)" }
         Import-Module $moduleManifest
         . (Join-Path $LabScripts 'LabConformance.ps1')
+        . (Join-Path $LabScripts 'IommufdLab.ps1')
 
         Invoke-LabBuild
-        $real = Invoke-LabVm
+        if (-not $IommufdOnly) { $real = Invoke-LabVm }
     }
     catch {
         Add-Failure $_.Exception.Message
     }
 
     try {
-        if (Get-Command New-LabTarget -ErrorAction Ignore) {
+        if ($IommufdOnly) {
+            $script:NotCompared += [ordered]@{ what = 'the conformance suite on Debian''s kernel (the first boot)'; reason = 'left out of this run with -IommufdOnly' }
+        }
+        elseif (Get-Command New-LabTarget -ErrorAction Ignore) {
             $sim = Invoke-SimulatedTwin
             if ($real -and @($real.observations).Count) {
                 Compare-LabRuns $real $sim
@@ -330,6 +364,14 @@ try {
     }
     catch {
         Add-Failure "simulated run or comparison: $($_.Exception.Message)"
+    }
+    if ($SkipIommufd) {
+        Write-Host 'iommufd: not run (-SkipIommufd / VFIOLAB_SKIP_IOMMUFD=1)'
+        $script:NotCompared += [ordered]@{ what = 'iommufd (the second and third boots)'; reason = 'left out of this run with -SkipIommufd' }
+    }
+    elseif (Get-Command Invoke-IommufdLab -ErrorAction Ignore) {
+        try { Invoke-IommufdLab }
+        catch { Add-Failure "iommufd: $($_.Exception.Message)" }
     }
     Write-NotCompared $(if ($sim) { $sim.target } else { $null })
 }
@@ -360,6 +402,8 @@ finally {
     }
     Remove-Item $Share -Recurse -Force -ErrorAction Ignore
     Remove-Item $LabEnv -Force -ErrorAction Ignore
+    Remove-Item $IommufdShare, $MockShare -Recurse -Force -ErrorAction Ignore
+    Remove-Item $IommufdEnv, $IommufdBootEnv -Force -ErrorAction Ignore
     Write-Host ("lab: {0} passed, {1} failed" -f $summary.passed, $summary.failed)
 }
 exit ([int]($summary.failed -gt 0))

@@ -15,6 +15,9 @@ public enum DirtyScope
 
     /// <summary>The device logged its own DMA writes (VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT).</summary>
     DeviceLog,
+
+    /// <summary>The IOMMU's own dirty bits (iommufd: IOMMU_HWPT_GET_DIRTY_BITMAP on a dirty-tracking HWPT): the pages devices wrote.</summary>
+    IommuHardware,
 }
 
 /// <summary>A contiguous run of dirty pages.</summary>

@@ -71,7 +71,15 @@ public static class MigrationPreflight
             }
             if (s.Container is { } c)
             {
-                if (c.Info is { DirtyTracking: false } || c.IommuType != VfioConstants.VFIO_TYPE1v2_IOMMU)
+                if (c.Backend == VfioBackend.Iommufd && c.Info is { DirtyTracking: false })
+                {
+                    if (!s.DmaLogging) Add("NoDirtyTracking", $"container {c.Id}", c.DirtyTrackingFallback + ": guest memory would have to be resent whole.");
+                }
+                else if (c.Backend == VfioBackend.Iommufd)
+                {
+                    // The IOMMU's dirty bits: what devices wrote.
+                }
+                else if (c.Info is { DirtyTracking: false } || c.IommuType != VfioConstants.VFIO_TYPE1v2_IOMMU)
                     Add("NoDirtyTracking", $"container {c.Id}", $"container {c.Id} cannot track dirty pages (no migration capability, or not Type1v2): guest memory would have to be resent whole.");
                 else if (c.Scope == Dirty.DirtyScope.AllMappedPages && !s.DmaLogging)
                     Add("NoDirtyTracking", $"container {c.Id}", $"container {c.Id} holds a device behind the IOMMU that does not log its DMA: the kernel reports every mapped page dirty on every read, so guest memory never converges (QEMU blocks such a migration).");

@@ -9,8 +9,31 @@ using VfioMigration.Core.Native;
 
 namespace VfioMigration.Core.Vfio;
 
+/// <summary>Which kernel interface a container is built on (docs/iommufd.md).</summary>
+public enum VfioBackend
+{
+    /// <summary>/dev/vfio/vfio and /dev/vfio/N: the type1 IOMMU driver, its dirty tracking (VFIO_IOMMU_DIRTY_PAGES).</summary>
+    Legacy,
+
+    /// <summary>/dev/iommu and the device cdevs /dev/vfio/devices/vfioN: an IOAS, a HWPT, the IOMMU's own dirty bits.</summary>
+    Iommufd,
+}
+
+/// <summary>Which backend New-VfioContainer asks for.</summary>
+public enum VfioBackendChoice
+{
+    /// <summary>The legacy container.</summary>
+    Legacy,
+
+    /// <summary>iommufd; refused where the host has no /dev/iommu or no device cdevs.</summary>
+    Iommufd,
+
+    /// <summary>iommufd where the host has /dev/iommu and the devices' cdevs, the legacy container elsewhere.</summary>
+    Auto,
+}
+
 /// <summary>
-/// An open VFIO container (/dev/vfio/vfio) owned by this process: its groups, its IOMMU, its DMA mappings
+/// An open VFIO container (/dev/vfio/vfio, or the iommufd backend's /dev/iommu with an IOAS) owned by this process: its groups, its IOMMU, its DMA mappings
 /// and its dirty tracking. It checks the kernel's rules before each call, so a mistake gets a sentence
 /// with the numbers instead of a bare EINVAL. Disposing it stops tracking, unmaps, and closes everything.
 /// </summary>
@@ -24,13 +47,70 @@ public sealed class VfioContainer : IDisposable
     private readonly List<(ulong Iova, ulong Size)> _ranges = new();
     private readonly object _lock = new();
     private bool _disposed;
+    // The iommufd backend: the context, the IOAS, the bound devices, the HWPT they share.
+    private readonly IommufdContext? _iommufd;
+    private readonly List<IommufdBoundDevice> _bound = new();
+    private uint _hwptId;
+    private bool _hwptAllocated;
+    private bool _hwptDirty;
+    private bool _domainReady;
 
-    private VfioContainer(VfioHost host, SafeFd fd, bool numbered)
+    private VfioContainer(VfioHost host, SafeFd fd, bool numbered, IommufdContext? iommufd = null, uint ioasId = 0)
     {
         Host = host;
         Fd = fd;
         Id = numbered ? host.NextContainerId() : 0;
+        _iommufd = iommufd;
+        IoasId = ioasId;
+        Backend = iommufd is null ? VfioBackend.Legacy : VfioBackend.Iommufd;
     }
+
+    /// <summary>The kernel interface the container is built on.</summary>
+    public VfioBackend Backend { get; }
+
+    /// <summary>iommufd: the IOAS the mappings go into (0 for a legacy container).</summary>
+    public uint IoasId { get; }
+
+    /// <summary>iommufd: the HWPT the physical devices are attached to (an auto domain's id when the kernel chose it), or 0.</summary>
+    public uint HwptId => _hwptId;
+
+    /// <summary>iommufd: the IOMMU behind each bound physical device, as IOMMU_GET_HW_INFO said.</summary>
+    public IReadOnlyList<IommuHardwareInfo> Hardware { get { lock (_lock) return _bound.Where(b => b.Hardware is not null).Select(b => b.Hardware!).ToArray(); } }
+
+    /// <summary>The devices bound to the iommufd (none for a legacy container).</summary>
+    public IReadOnlyList<IommufdBoundDevice> BoundDevices { get { lock (_lock) return _bound.ToArray(); } }
+
+    /// <summary>The IOMMU type is set (legacy) or the devices are attached to their domain (iommufd): mappings and devices can be used.</summary>
+    public bool IsReady => Backend == VfioBackend.Legacy ? IommuType != 0 : _domainReady;
+
+    /// <summary>
+    /// Null when the container can track dirty pages; else why not and what takes over, as a sentence: an
+    /// iommufd container whose IOMMU has no dirty tracking (QEMU's choice order, docs/iommufd.md).
+    /// </summary>
+    public string? DirtyTrackingFallback
+    {
+        get
+        {
+            if (Backend == VfioBackend.Legacy || !_domainReady || _hwptDirty) return null;
+            var reasons = Hardware.Select(h => h.NoDirtyTrackingReason).Where(r => r is not null).Distinct().ToList();
+            string why = reasons.Count > 0 ? string.Join("; ", reasons) : "no device behind an IOMMU is bound (an emulated device has no IOMMU domain to track)";
+            return $"container {Id}: the IOMMU cannot track dirty pages ({why}), so its HWPT has no dirty tracking. " +
+                   "What takes over, as QEMU decides: a device's own DMA log where every device has one (Start-DirtyTracking -Device, Get-DirtyBitmap -Device); " +
+                   "else the legacy container (New-VfioContainer -Backend Legacy), whose type1 tracking reports every mapped page dirty for a PCI device";
+        }
+    }
+
+    /// <summary>
+    /// The backend <paramref name="choice"/> means on <paramref name="host"/>: Auto is iommufd where the kernel has
+    /// /dev/iommu and the device cdevs (/dev/vfio/devices), the legacy container elsewhere.
+    /// </summary>
+    public static VfioBackend ResolveBackend(VfioHost host, VfioBackendChoice choice) => choice switch
+    {
+        VfioBackendChoice.Legacy => VfioBackend.Legacy,
+        VfioBackendChoice.Iommufd => VfioBackend.Iommufd,
+        _ => host.Kernel.Files.Exists(IommufdConstants.IommuPath) && host.Kernel.Files.Exists(IommufdConstants.DeviceCdevFolder)
+            ? VfioBackend.Iommufd : VfioBackend.Legacy,
+    };
 
     /// <summary>Number of the container on its host (1, 2, ...); 0 for a short-lived one the user never sees.</summary>
     public int Id { get; }
@@ -69,6 +149,8 @@ public sealed class VfioContainer : IDisposable
         {
             lock (_lock)
             {
+                // iommufd: the IOMMU's own dirty bits, set by device writes.
+                if (Backend == VfioBackend.Iommufd) return DirtyScope.IommuHardware;
                 if (_groups.Count == 0) return DirtyScope.AllMappedPages;
                 foreach (var g in _groups)
                     if (!g.IsEmulatedIommu) return DirtyScope.AllMappedPages;
@@ -81,8 +163,22 @@ public sealed class VfioContainer : IDisposable
     /// Opens a container and checks the API version. <paramref name="numbered"/> false opens one for a
     /// moment's use (inspecting a device), which takes no number from the user's containers.
     /// </summary>
-    public static VfioContainer Open(VfioHost host, bool numbered = true)
+    public static VfioContainer Open(VfioHost host, bool numbered = true, VfioBackend backend = VfioBackend.Legacy)
     {
+        if (backend == VfioBackend.Iommufd)
+        {
+            var context = IommufdContext.Open(host);
+            try
+            {
+                uint ioas = context.AllocIoas();
+                return new VfioContainer(host, context.Fd, numbered, context, ioas);
+            }
+            catch
+            {
+                context.Dispose();
+                throw;
+            }
+        }
         // Without /dev/vfio/vfio, open() would only say ENOENT: say what is missing and how to rehearse.
         if (Discovery.VfioAvailability.Missing(host) is { } missing) throw missing;
         var fd = host.Open(VfioHost.ContainerPath);
@@ -103,6 +199,7 @@ public sealed class VfioContainer : IDisposable
     /// <summary>Opens group <paramref name="number"/> and attaches it; the group is closed again if it cannot be attached.</summary>
     public VfioGroupHandle Attach(int number)
     {
+        if (Backend == VfioBackend.Iommufd) return AttachThroughCdevs(number);
         var handle = VfioGroupHandle.Open(Host, number);
         try
         {
@@ -116,10 +213,95 @@ public sealed class VfioContainer : IDisposable
         }
     }
 
+    /// <summary>
+    /// iommufd: binds every device of group <paramref name="number"/> through its cdev (the group itself is not
+    /// opened), reads each physical device's IOMMU (IOMMU_GET_HW_INFO), and attaches them once the domain is set up.
+    /// </summary>
+    private VfioGroupHandle AttachThroughCdevs(int number)
+    {
+        ThrowIfClosed();
+        lock (_lock)
+        {
+            if (_groups.Any(g => g.Number == number)) throw new VfioRuleException("GroupAlreadyAttached", $"group {number} is already in container {Id}.");
+            var handle = VfioGroupHandle.ForCdev(Host, number);
+            var added = new List<IommufdBoundDevice>();
+            try
+            {
+                foreach (var device in handle.Info.Devices)
+                {
+                    var bound = _iommufd!.Bind(device);
+                    added.Add(bound);
+                    if (!bound.IsEmulated) bound.Hardware = _iommufd.GetHardwareInfo(bound);
+                    if (_domainReady) AttachToDomain(bound);
+                }
+            }
+            catch
+            {
+                foreach (var b in added) b.Fd.Dispose();
+                throw;
+            }
+            _bound.AddRange(added);
+            _groups.Add(handle);
+            if (_domainReady) RefreshInfo();
+            return handle;
+        }
+    }
+
+    /// <summary>
+    /// iommufd: the domain, as QEMU chooses it (hw/vfio/iommufd.c, iommufd_cdev_autodomains_get): a HWPT of the
+    /// IOAS allocated for the first physical device, with IOMMU_HWPT_ALLOC_DIRTY_TRACKING when every physical
+    /// device's IOMMU reports IOMMU_HW_CAP_DIRTY_TRACKING; where that allocation or an attach to it is refused,
+    /// the devices attach to the IOAS itself and the kernel picks an auto domain (no dirty tracking). Emulated
+    /// devices (mdev) attach to the IOAS.
+    /// </summary>
+    private void SetUpDomain()
+    {
+        var physical = _bound.Where(b => !b.IsEmulated).ToList();
+        if (physical.Count > 0)
+        {
+            bool dirty = physical.All(b => b.Hardware?.DirtyTracking == true);
+            uint flags = dirty ? IommufdConstants.IOMMU_HWPT_ALLOC_DIRTY_TRACKING : 0;
+            if (_iommufd!.TryAllocHwpt(physical[0].DeviceId, IoasId, flags, out uint hwpt) == 0)
+            {
+                _hwptId = hwpt;
+                _hwptAllocated = true;
+                _hwptDirty = dirty;
+                bool all = true;
+                foreach (var b in physical)
+                {
+                    if (_iommufd.TryAttach(b, hwpt, out _) < 0) { all = false; break; }
+                }
+                if (!all)
+                {
+                    // An IOMMU that cannot take this domain (VT-d without second-stage translation): the kernel's own choice.
+                    foreach (var b in physical.Where(b => b.AttachedTo != 0)) _iommufd.TryDetach(b);
+                    _iommufd.TryDestroy(hwpt);
+                    (_hwptId, _hwptAllocated, _hwptDirty) = (0, false, false);
+                }
+            }
+            if (_hwptId == 0)
+            {
+                foreach (var b in physical) AttachToDomain(b);
+            }
+        }
+        foreach (var b in _bound.Where(b => b.IsEmulated)) AttachToDomain(b);
+        _domainReady = true;
+    }
+
+    /// <summary>Attaches a bound device to the container's HWPT, or to the IOAS (auto domain, or an emulated device's access).</summary>
+    private void AttachToDomain(IommufdBoundDevice device)
+    {
+        uint pt = !device.IsEmulated && _hwptId != 0 ? _hwptId : IoasId;
+        int rc = _iommufd!.TryAttach(device, pt, out uint attached);
+        if (rc < 0) throw new VfioNativeException(VfioIoctl.VFIO_DEVICE_ATTACH_IOMMUFD_PT.Name, -rc, device.CdevPath, $"{device.Name} to {(pt == IoasId ? "IOAS" : "HWPT")} {pt}");
+        if (!device.IsEmulated && _hwptId == 0) _hwptId = attached;
+    }
+
     /// <summary>Attaches an open group (VFIO_GROUP_SET_CONTAINER); the container then owns it.</summary>
     public void Attach(VfioGroupHandle group)
     {
         ThrowIfClosed();
+        if (Backend == VfioBackend.Iommufd) throw new VfioRuleException("GroupNotOpen", $"container {Id} is an iommufd container: it binds a group's devices through their cdevs (Attach by group number), not an open /dev/vfio/N.");
         lock (_lock)
         {
             if (_groups.Any(g => g.Number == group.Number)) throw new VfioRuleException("GroupAlreadyAttached", $"group {group.Number} is already in container {Id}.");
@@ -138,7 +320,7 @@ public sealed class VfioContainer : IDisposable
         lock (_lock)
         {
             if (_devices.TryGetValue(name, out var open)) return open;
-            var device = OpenDevice(name);
+            var device = Backend == VfioBackend.Iommufd ? BoundDevice(name) : OpenDevice(name);
             _devices[device.Name] = device;
             return device;
         }
@@ -207,10 +389,21 @@ public sealed class VfioContainer : IDisposable
         lock (_lock) return _groups.Any(g => g.Info.FindDevice(name) is not null);
     }
 
+    /// <summary>iommufd: the device's bound cdev descriptor, as a device the container owns (a cdev opens once).</summary>
+    private VfioDevice BoundDevice(string name)
+    {
+        ThrowIfClosed();
+        var bound = _bound.FirstOrDefault(b => string.Equals(b.Name, name, StringComparison.OrdinalIgnoreCase))
+            ?? throw new VfioRuleException("DeviceNotInContainer", $"device '{name}' is in none of the groups of container {Id} ({string.Join(", ", _groups.Select(g => g.Number))}).");
+        if (!_domainReady) throw new VfioRuleException("IommuNotSet", $"container {Id} has not attached its devices to an IOMMU domain yet.");
+        return new VfioDevice(Host, bound.Name, bound.Fd, bound.Sysfs);
+    }
+
     /// <summary>Opens a new descriptor of a device of one of the container's groups (VFIO_GROUP_GET_DEVICE_FD); the caller disposes it.</summary>
     public VfioDevice OpenDevice(string name)
     {
         ThrowIfClosed();
+        if (Backend == VfioBackend.Iommufd) throw new InvalidOperationException("an iommufd container's devices are opened once, through GetDevice.");
         lock (_lock)
         {
             var group = _groups.FirstOrDefault(g => g.Info.FindDevice(name) is not null)
@@ -231,6 +424,14 @@ public sealed class VfioContainer : IDisposable
         lock (_lock)
         {
             if (_groups.Count == 0) throw new VfioRuleException("NoGroup", "a container needs at least one group before its IOMMU type can be set.");
+            if (Backend == VfioBackend.Iommufd)
+            {
+                // iommufd has no IOMMU type: the devices attach to a HWPT of the IOAS instead.
+                if (_domainReady) throw new VfioRuleException("IommuAlreadySet", $"container {Id} has its devices attached already.");
+                SetUpDomain();
+                RefreshInfo();
+                return;
+            }
             if (IommuType != 0) throw new VfioRuleException("IommuAlreadySet", $"container {Id} already has its IOMMU type ({IommuType}).");
             if (!CheckExtension(type)) throw new VfioRuleException("IommuTypeUnsupported", $"the kernel does not offer IOMMU type {type} ({IommuTypeName(type)}) for these groups.");
             Host.IoctlValue(Fd, VfioIoctl.VFIO_SET_IOMMU, type);
@@ -253,9 +454,34 @@ public sealed class VfioContainer : IDisposable
     public VfioIommuInfo RefreshInfo()
     {
         ThrowIfClosed();
-        if (IommuType == 0) throw new VfioRuleException("IommuNotSet", $"container {Id} has no IOMMU type yet; attach a group and set it first.");
-        Info = IommuInfoReader.Read(Host, Fd, Id);
+        if (!IsReady) throw new VfioRuleException("IommuNotSet", $"container {Id} has no IOMMU type yet; attach a group and set it first.");
+        Info = Backend == VfioBackend.Legacy ? IommuInfoReader.Read(Host, Fd, Id) : ReadIommufdInfo();
         return Info;
+    }
+
+    /// <summary>iommufd: IOMMU_IOAS_IOVA_RANGES and what the HWPT can do, in the legacy info's terms.</summary>
+    private VfioIommuInfo ReadIommufdInfo()
+    {
+        var (ranges, alignment) = _iommufd!.IovaRanges(IoasId);
+        return new VfioIommuInfo
+        {
+            ContainerId = Id,
+            // The IOAS names only its alignment (the smallest IOMMU page once a domain is attached).
+            IovaPageSizes = Math.Max(alignment, 4096UL),
+            IovaRanges = ranges.Select(r => new IovaRange { Start = r.Start, End = r.Last }).ToArray(),
+            DirtyTracking = _hwptDirty,
+            // QEMU reads iommufd bitmaps at the host page size.
+            DirtyPageSize = 4096,
+            // iommufd has no per-call limit (iova_bitmap walks any size); the module keeps type1's 256 MiB per call.
+            MaxDirtyBitmapSize = VfioConstants.DIRTY_BITMAP_SIZE_MAX,
+            DmaMappingsAvailable = null,
+            InfoSize = 0,
+            HostKind = Host.Kind,
+            Backend = VfioBackend.Iommufd,
+            Hardware = Hardware,
+            HwptId = _hwptId,
+            IoasId = IoasId,
+        };
     }
 
     /// <summary>Maps guest memory for DMA (VFIO_IOMMU_MAP_DMA), checking the kernel's rules first.</summary>
@@ -281,6 +507,12 @@ public sealed class VfioContainer : IDisposable
             }
             try
             {
+                if (Backend == VfioBackend.Iommufd)
+                {
+                    _iommufd!.Map(IoasId, iova, size, vaddr, access.HasFlag(DmaAccess.Read), access.HasFlag(DmaAccess.Write));
+                }
+                else
+                {
                 var map = new vfio_iommu_type1_dma_map
                 {
                     argsz = (uint)StructBytes.SizeOf<vfio_iommu_type1_dma_map>(),
@@ -290,6 +522,7 @@ public sealed class VfioContainer : IDisposable
                     size = size,
                 };
                 Host.Ioctl(Fd, VfioIoctl.VFIO_IOMMU_MAP_DMA, StructBytes.Buffer(map), $"iova 0x{iova:x} size 0x{size:x}");
+                }
             }
             catch
             {
@@ -335,7 +568,12 @@ public sealed class VfioContainer : IDisposable
             if (getDirtyBitmap)
             {
                 if (!IsTracking) throw new VfioRuleException("TrackingNotStarted", $"container {Id} is not tracking dirty pages, so the kernel has no bitmap to return with the unmap (EINVAL); start tracking or unmap without it.");
-                bitmap = UnmapWithBitmap(mapping);
+                bitmap = Backend == VfioBackend.Iommufd ? IommufdBitmap(mapping.Iova, mapping.Size, noClear: true, null, default) : UnmapWithBitmap(mapping);
+                if (Backend == VfioBackend.Iommufd) IommufdUnmap(mapping);
+            }
+            else if (Backend == VfioBackend.Iommufd)
+            {
+                IommufdUnmap(mapping);
             }
             else
             {
@@ -347,6 +585,13 @@ public sealed class VfioContainer : IDisposable
             mapping.Memory.Dispose();
             return bitmap;
         }
+    }
+
+    /// <summary>IOMMU_IOAS_UNMAP of one whole mapping.</summary>
+    private void IommufdUnmap(DmaMapping mapping)
+    {
+        int rc = _iommufd!.TryUnmap(IoasId, mapping.Iova, mapping.Size, out _);
+        if (rc < 0) throw new VfioNativeException(IommufdIoctl.IOMMU_IOAS_UNMAP.Name, -rc, IommufdConstants.IommuPath, mapping.ToString());
     }
 
     private DirtyBitmap UnmapWithBitmap(DmaMapping mapping)
@@ -373,6 +618,13 @@ public sealed class VfioContainer : IDisposable
         lock (_lock)
         {
             RequireDirtyTracking();
+            if (Backend == VfioBackend.Iommufd)
+            {
+                int rc = _iommufd!.TrySetDirtyTracking(_hwptId, enable: true);
+                if (rc < 0) throw new VfioNativeException(IommufdIoctl.IOMMU_HWPT_SET_DIRTY_TRACKING.Name, -rc, IommufdConstants.IommuPath, $"hwpt {_hwptId} enable");
+                IsTracking = true;
+                return;
+            }
             var arg = StructBytes.Buffer(new vfio_iommu_type1_dirty_bitmap { argsz = 8, flags = VfioConstants.VFIO_IOMMU_DIRTY_PAGES_FLAG_START });
             Host.Ioctl(Fd, VfioIoctl.VFIO_IOMMU_DIRTY_PAGES, arg, "START");
             IsTracking = true;
@@ -387,6 +639,13 @@ public sealed class VfioContainer : IDisposable
         lock (_lock)
         {
             RequireDirtyTracking();
+            if (Backend == VfioBackend.Iommufd)
+            {
+                int rc = _iommufd!.TrySetDirtyTracking(_hwptId, enable: false);
+                if (rc < 0) throw new VfioNativeException(IommufdIoctl.IOMMU_HWPT_SET_DIRTY_TRACKING.Name, -rc, IommufdConstants.IommuPath, $"hwpt {_hwptId} disable");
+                IsTracking = false;
+                return;
+            }
             var arg = StructBytes.Buffer(new vfio_iommu_type1_dirty_bitmap { argsz = 8, flags = VfioConstants.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP });
             Host.Ioctl(Fd, VfioIoctl.VFIO_IOMMU_DIRTY_PAGES, arg, "STOP");
             IsTracking = false;
@@ -396,6 +655,12 @@ public sealed class VfioContainer : IDisposable
 
     private void RequireDirtyTracking()
     {
+        if (Backend == VfioBackend.Iommufd)
+        {
+            if (!_domainReady) throw new VfioRuleException("IommuNotSet", $"container {Id} has not attached its devices to an IOMMU domain yet.");
+            if (!_hwptDirty) throw new VfioRuleException("IommuNoDirtyTracking", DirtyTrackingFallback! + ".");
+            return;
+        }
         if (IommuType == 0) throw new VfioRuleException("IommuNotSet", $"container {Id} has no IOMMU type yet; attach a group and set it first.");
         if (IommuType != VfioConstants.VFIO_TYPE1v2_IOMMU)
             throw new VfioRuleException("NotType1v2", $"dirty tracking needs the Type1v2 IOMMU; container {Id} uses {IommuTypeName(IommuType)} (the kernel answers EACCES).");
@@ -408,7 +673,7 @@ public sealed class VfioContainer : IDisposable
     /// cover whole mappings and the gaps between them and stay within the kernel's maximum bitmap per call.
     /// <paramref name="progress"/> receives (bytes done, bytes total) after each call.
     /// </summary>
-    public DirtyBitmap GetDirtyBitmap(ulong iova, ulong size, Action<ulong, ulong>? progress = null, CancellationToken cancel = default)
+    public DirtyBitmap GetDirtyBitmap(ulong iova, ulong size, Action<ulong, ulong>? progress = null, CancellationToken cancel = default, bool noClear = false)
     {
         ThrowIfClosed();
         lock (_lock)
@@ -417,6 +682,9 @@ public sealed class VfioContainer : IDisposable
             var info = Info!;
             if (!IsTracking)
                 throw new VfioRuleException("TrackingNotStarted", $"container {Id} is not tracking dirty pages; start tracking first (the kernel answers EINVAL).");
+            if (Backend == VfioBackend.Iommufd) return IommufdBitmap(iova, size, noClear, progress, cancel);
+            if (noClear)
+                throw new VfioRuleException("NoClearUnsupported", $"container {Id} is a legacy (type1) container: VFIO_IOMMU_DIRTY_PAGES always clears what it reads. Only an iommufd container reads without clearing (New-VfioContainer -Backend Iommufd).");
             ulong page = info.DirtyPageSize;
             var calls = DirtyBitmapPlan.PlanSorted(_ranges, iova, size, page, info.MaxDirtyBitmapSize);
             ulong pages = size / page;
@@ -537,6 +805,83 @@ public sealed class VfioContainer : IDisposable
 
     private static string Describe(BitmapCall call) => $"GET_BITMAP iova 0x{call.Iova:x} size 0x{call.Size:x}";
 
+    /// <summary>
+    /// iommufd: IOMMU_HWPT_GET_DIRTY_BITMAP over the mapped parts of the range. The kernel refuses a range with a
+    /// hole in it (EINVAL), so each call covers one run of adjacent mappings (cut to the per-call bitmap limit);
+    /// the gaps read clean. The kernel only sets bits, so the result starts zeroed.
+    /// </summary>
+    private DirtyBitmap IommufdBitmap(ulong iova, ulong size, bool noClear, Action<ulong, ulong>? progress, CancellationToken cancel)
+    {
+        const ulong page = 4096;
+        if (size == 0) throw new VfioRuleException("RangeEmpty", "the range has no bytes: give a -Size.");
+        if (iova % page != 0 || size % page != 0)
+            throw new VfioRuleException("RangeNotAligned", $"range 0x{iova:x}+0x{size:x} is not aligned to the bitmap's page 0x{page:x}; the kernel answers EINVAL.");
+        if (iova + size < iova) throw new VfioRuleException("RangeWraps", $"range 0x{iova:x}+0x{size:x} wraps past 2^64.");
+        ulong end = iova + size;
+        // Runs of adjacent mappings, cut to the range.
+        var calls = new List<(ulong Iova, ulong Size)>();
+        ulong maxBytesPerCall = Info!.MaxDirtyBitmapSize == 0 ? VfioConstants.DIRTY_BITMAP_SIZE_MAX : Info.MaxDirtyBitmapSize;
+        ulong maxPerCall = maxBytesPerCall * 8 * page;
+        ulong? runStart = null, runEnd = null;
+        void Flush()
+        {
+            if (runStart is not { } a || runEnd is not { } b) return;
+            ulong s0 = Math.Max(a, iova), e0 = Math.Min(b, end);
+            for (ulong at = s0; at < e0; at += Math.Min(maxPerCall, e0 - at)) calls.Add((at, Math.Min(maxPerCall, e0 - at)));
+            runStart = runEnd = null;
+        }
+        foreach (var (start, length) in _ranges)
+        {
+            if (runEnd == start) { runEnd = start + length; continue; }
+            Flush();
+            runStart = start;
+            runEnd = start + length;
+        }
+        Flush();
+        ulong pages = size / page;
+        var words = GC.AllocateArray<ulong>(checked((int)BitmapMath.WordsFor(pages)), pinned: true);
+        ulong done = 0, total = 0;
+        foreach (var c in calls) total += c.Size;
+        NativeBuffer? scratch = null;
+        try
+        {
+            foreach (var call in calls)
+            {
+                cancel.ThrowIfCancellationRequested();
+                ulong callPages = call.Size / page;
+                ulong bytes = VfioConstants.DIRTY_BITMAP_BYTES(callPages);
+                ulong firstBit = (call.Iova - iova) / page;
+                bool inPlace = firstBit % 64 == 0;
+                ulong data;
+                if (inPlace)
+                {
+                    data = (ulong)Marshal.UnsafeAddrOfPinnedArrayElement(words, checked((int)(firstBit / 64)));
+                }
+                else
+                {
+                    if (scratch is null || scratch.Length < (long)bytes)
+                    {
+                        scratch?.Dispose();
+                        scratch = new NativeBuffer((long)bytes);
+                    }
+                    scratch.Clear((long)bytes);
+                    data = scratch.Address;
+                }
+                string detail = $"hwpt {_hwptId} iova 0x{call.Iova:x} length 0x{call.Size:x}{(noClear ? " NO_CLEAR" : "")}";
+                int rc = _iommufd!.TryGetDirtyBitmap(_hwptId, call.Iova, call.Size, page, data, noClear, detail);
+                if (rc < 0) throw new VfioNativeException(IommufdIoctl.IOMMU_HWPT_GET_DIRTY_BITMAP.Name, -rc, IommufdConstants.IommuPath, detail);
+                if (!inPlace) BitmapMath.OrBits(words, firstBit, BitmapMath.AsWords(scratch!.Slice(0, (int)bytes)), callPages);
+                done += call.Size;
+                progress?.Invoke(done, total);
+            }
+        }
+        finally
+        {
+            scratch?.Dispose();
+        }
+        return new DirtyBitmap(iova, size, page, words, DirtyScope.IommuHardware, Host.Kind, Host.Description, DateTimeOffset.Now);
+    }
+
     private void ThrowIfClosed()
     {
         if (_disposed) throw new VfioRuleException("ContainerClosed", $"container {Id} is closed.");
@@ -548,6 +893,11 @@ public sealed class VfioContainer : IDisposable
         lock (_lock)
         {
             if (_disposed) return;
+            if (Backend == VfioBackend.Iommufd)
+            {
+                DisposeIommufd();
+                return;
+            }
             if (IsTracking)
             {
                 var arg = StructBytes.Buffer(new vfio_iommu_type1_dirty_bitmap { argsz = 8, flags = VfioConstants.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP });
@@ -578,5 +928,33 @@ public sealed class VfioContainer : IDisposable
     }
 
     public override string ToString() => $"container {Id}";
+
+    /// <summary>iommufd: stop tracking, unmap, close the devices (which unbinds and detaches them), destroy the HWPT and the IOAS, close /dev/iommu.</summary>
+    private void DisposeIommufd()
+    {
+        if (IsTracking)
+        {
+            _iommufd!.TrySetDirtyTracking(_hwptId, enable: false);
+            IsTracking = false;
+        }
+        foreach (var m in _mappings)
+        {
+            _iommufd!.TryUnmap(IoasId, m.Iova, m.Size, out _);
+            m.Memory.Dispose();
+        }
+        _mappings.Clear();
+        _ranges.Clear();
+        foreach (var d in _devices.Values) d.Dispose();
+        _devices.Clear();
+        foreach (var b in _bound) b.Fd.Dispose();
+        _bound.Clear();
+        if (_hwptAllocated) _iommufd!.TryDestroy(_hwptId);
+        _iommufd!.TryDestroy(IoasId);
+        foreach (var g in _groups) g.Dispose();
+        _groups.Clear();
+        _iommufd.Dispose();
+        _preparedResult = null;
+        _disposed = true;
+    }
 
 }

@@ -12,12 +12,14 @@ namespace VfioMigration.Core.Vfio;
 /// </summary>
 public sealed class VfioGroupHandle : IDisposable
 {
-    private VfioGroupHandle(VfioHost host, VfioGroupInfo info, SafeFd fd)
+    private VfioGroupHandle(VfioHost host, VfioGroupInfo info, SafeFd? fd)
     {
         Host = host;
         Info = info;
-        Fd = fd;
+        _fd = fd;
     }
+
+    private readonly SafeFd? _fd;
 
     public VfioHost Host { get; }
 
@@ -26,13 +28,42 @@ public sealed class VfioGroupHandle : IDisposable
 
     public int Number => Info.Group;
 
-    internal SafeFd Fd { get; }
+    internal SafeFd Fd => _fd ?? throw new VfioRuleException("GroupNotOpen", $"group {Number} is used through its devices' cdevs (the iommufd backend), not through {Info.DevicePath}.");
+
+    /// <summary>True when the group's devices are bound through their cdevs (the iommufd backend) and /dev/vfio/N stays closed.</summary>
+    public bool ThroughCdev => _fd is null;
 
     /// <summary>
     /// True if every device of the group is an mdev (no IOMMU of its own): such groups start in the
     /// kernel's pinned-page dirty scope.
     /// </summary>
     public bool IsEmulatedIommu => Info.Devices.Length > 0 && Info.Devices.All(d => d.Bus == "mdev");
+
+    /// <summary>
+    /// The group as the iommufd backend uses it: found in sysfs and checked viable, but not opened (its devices
+    /// are bound through their cdevs, which the kernel refuses while /dev/vfio/N is open).
+    /// </summary>
+    public static VfioGroupHandle ForCdev(VfioHost host, int number)
+    {
+        var info = Find(host, number);
+        var foreign = info.Devices.Where(d => !d.BoundToVfio).Select(d => $"{d.Name} (on {d.Driver ?? "no driver"})").ToList();
+        if (foreign.Count > 0)
+            throw new VfioRuleException("GroupNotViable",
+                $"group {number} is not viable: every device in it must be bound to a VFIO driver, and {string.Join(", ", foreign)} is not. Unbind it or bind it to vfio-pci.");
+        return new VfioGroupHandle(host, info, null);
+    }
+
+    private static VfioGroupInfo Find(VfioHost host, int number)
+    {
+        var info = IommuGroupDiscovery.FindGroup(host.Kernel, number);
+        if (info is null)
+        {
+            if (VfioAvailability.Missing(host) is { } missing) throw missing;
+            throw new VfioRuleException("GroupNotFound", $"IOMMU group {number} does not exist on {host.Description} (Get-VfioGroup lists the groups there are).");
+        }
+        if (!info.DeviceNodeExists) throw new VfioRuleException("GroupNotBoundToVfio", VfioAvailability.NothingBound(info));
+        return info;
+    }
 
     /// <summary>Opens /dev/vfio/N, explaining EBUSY (who holds it), EACCES and ENOENT.</summary>
     public static VfioGroupHandle Open(VfioHost host, int number)
@@ -98,7 +129,7 @@ public sealed class VfioGroupHandle : IDisposable
         return Host.Adopt(fd, name);
     }
 
-    public void Dispose() => Fd.Dispose();
+    public void Dispose() => _fd?.Dispose();
 
-    public override string ToString() => Info.DevicePath;
+    public override string ToString() => _fd is null ? $"group {Number} (cdevs)" : Info.DevicePath;
 }

@@ -54,6 +54,18 @@ public sealed class VfioIommuInfo
 
     public required HostKind HostKind { get; init; }
 
+    /// <summary>The kernel interface the container is built on.</summary>
+    public VfioBackend Backend { get; init; } = VfioBackend.Legacy;
+
+    /// <summary>iommufd: the IOMMU behind each bound physical device (IOMMU_GET_HW_INFO, decoded).</summary>
+    public IReadOnlyList<IommuHardwareInfo> Hardware { get; init; } = System.Array.Empty<IommuHardwareInfo>();
+
+    /// <summary>iommufd: the IOAS of the container.</summary>
+    public uint IoasId { get; init; }
+
+    /// <summary>iommufd: the HWPT its physical devices are attached to.</summary>
+    public uint HwptId { get; init; }
+
     private static int PopCount(ulong v) => System.Numerics.BitOperations.PopCount(v);
 }
 

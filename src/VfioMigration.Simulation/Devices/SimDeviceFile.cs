@@ -8,8 +8,14 @@ namespace VfioMigration.Core.Simulation.Devices;
 internal sealed class SimDeviceFile : SimFile
 {
     private readonly SimDevice _device;
+    private readonly bool _cdev;
 
-    public SimDeviceFile(SimulatedKernel kernel, SimDevice device) : base(kernel) => _device = device;
+    /// <summary>A device file; <paramref name="cdev"/> when opened through /dev/vfio/devices/vfioN (and bound), not through the group.</summary>
+    public SimDeviceFile(SimulatedKernel kernel, SimDevice device, bool cdev = false) : base(kernel)
+    {
+        _device = device;
+        _cdev = cdev;
+    }
 
     public override SimFileKind Kind => SimFileKind.Device;
 
@@ -77,7 +83,7 @@ internal sealed class SimDeviceFile : SimFile
 
     public override void Release()
     {
-        _device.Group.OpenDevices--;
+        if (!_cdev) _device.Group.OpenDevices--;
         _device.Closed();
     }
 }

@@ -8,8 +8,9 @@ using VfioMigration.Infrastructure;
 namespace VfioMigration.Commands;
 
 /// <summary>
-/// Reads the dirty pages of a range of IOVA (VFIO_IOMMU_DIRTY_PAGES GET_BITMAP). Reading clears the
-/// kernel's record of those pages: the bitmap returned is then the only copy. The kernel writes straight
+/// Reads the dirty pages of a range of IOVA (VFIO_IOMMU_DIRTY_PAGES GET_BITMAP, or iommufd's
+/// IOMMU_HWPT_GET_DIRTY_BITMAP). Reading clears the kernel's record of those pages (except with -NoClear on
+/// an iommufd container): the bitmap returned is then the only copy. The kernel writes straight
 /// into the bitmap returned; -AsRange and -Granularity stream its runs.
 /// </summary>
 [Cmdlet(VerbsCommon.Get, "DirtyBitmap", DefaultParameterSetName = InputObjectParameterSet)]
@@ -44,6 +45,11 @@ public sealed class GetDirtyBitmapCommand : ContainerCmdlet
     [Parameter]
     [NumberTransformation]
     public ulong? Granularity { get; set; }
+
+    /// <summary>Read without clearing (iommufd's IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR): the next read sees the same pages again.</summary>
+    [Parameter(ParameterSetName = InputObjectParameterSet)]
+    [Parameter(ParameterSetName = IdParameterSet)]
+    public SwitchParameter NoClear { get; set; }
 
     #endregion
 
@@ -83,7 +89,7 @@ public sealed class GetDirtyBitmapCommand : ContainerCmdlet
                     progress.SecondsRemaining = SecondsRemaining(progress, progress.PercentComplete);
                     progress.StatusDescription = $"container {c.Id}: {Readable.Bytes(done)} of {Readable.Bytes(total)} read";
                     WriteProgress(progress);
-                }, StopToken);
+                }, StopToken, NoClear);
                 progress.RecordType = ProgressRecordType.Completed;
                 WriteProgress(progress);
                 WriteResult(bitmap);

@@ -39,9 +39,13 @@ public sealed class NewVfioContainerCommand : VfioCmdlet
     [Parameter(Mandatory = true, ParameterSetName = InputObjectParameterSet, ValueFromPipeline = true)]
     public VfioGroupInfo[] InputObject { get; set; } = Array.Empty<VfioGroupInfo>();
 
-    /// <summary>The IOMMU type to set.</summary>
+    /// <summary>The IOMMU type to set (the legacy backend's; iommufd has none).</summary>
     [Parameter]
     public VfioIommuType IommuType { get; set; } = VfioIommuType.Type1v2;
+
+    /// <summary>The kernel interface: the legacy container, iommufd, or iommufd where the host has it (Auto).</summary>
+    [Parameter]
+    public VfioBackendChoice Backend { get; set; } = VfioBackendChoice.Legacy;
 
     #endregion
 
@@ -73,13 +77,19 @@ public sealed class NewVfioContainerCommand : VfioCmdlet
         var groups = _groups.Distinct().ToArray();
         if (groups.Length == 0) return;
         string target = $"groups {string.Join(", ", groups)} on {CurrentHost.Description}";
-        if (!ShouldProcess(target, $"Open a VFIO container, attach the groups and set the {IommuType} IOMMU")) return;
+        var backend = VfioContainer.ResolveBackend(CurrentHost, Backend);
+        string action = backend == VfioBackend.Iommufd
+            ? "Open /dev/iommu, allocate an IOAS, bind the groups' devices through their cdevs and attach them to a HWPT"
+            : $"Open a VFIO container, attach the groups and set the {IommuType} IOMMU";
+        if (!ShouldProcess(target, action)) return;
+        if (backend == VfioBackend.Iommufd && MyInvocation.BoundParameters.ContainsKey(nameof(IommuType)))
+            WriteWarning($"-IommuType {IommuType} is the legacy container's; an iommufd container has no IOMMU type, so it is not used.");
 
         using var trace = TraceCalls();
         VfioContainer container;
         try
         {
-            container = VfioContainer.Open(CurrentHost);
+            container = VfioContainer.Open(CurrentHost, backend: backend);
         }
         catch (Exception e) when (IsVfioError(e))
         {
@@ -122,6 +132,8 @@ public sealed class NewVfioContainerCommand : VfioCmdlet
             ThrowTerminatingError(ErrorFor(e, target));
             return;
         }
+        // Where the IOMMU cannot track dirty pages, say so now, and what takes over (QEMU's order, docs/iommufd.md).
+        if (container.DirtyTrackingFallback is { } fallback) WriteWarning(fallback + ".");
         VfioSession.Add(container);
         WriteObject(container);
     }

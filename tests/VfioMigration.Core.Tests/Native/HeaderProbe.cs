@@ -151,7 +151,9 @@ public static class HeaderProbe
         return present;
     }
 
-    private const string Prologue = "#include <stddef.h>\n#include <" + Header + ">\n";
+    // iommufd.h arrived in 6.2 (the cdev ioctls of vfio.h in 6.6): included where the system has it, so that
+    // a newer linux-libc-dev checks the iommufd mirrors too; on 6.1 they are absent and must be pinned.
+    private const string Prologue = "#include <stddef.h>\n#include <" + Header + ">\n#if __has_include(<linux/iommufd.h>)\n#include <linux/iommufd.h>\n#endif\n";
 
     private static string Program(IReadOnlyList<HeaderItem> present, IReadOnlyList<uint> v1States)
     {

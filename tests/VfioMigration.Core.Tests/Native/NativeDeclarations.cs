@@ -33,27 +33,27 @@ public static class NativeDeclarations
 {
     private static readonly Assembly Core = typeof(VfioIoctl).Assembly;
 
-    /// <summary>The <c>static readonly IoctlRequest</c> fields of <see cref="VfioIoctl"/>, by field name.</summary>
+    /// <summary>The <c>static readonly IoctlRequest</c> fields of <see cref="VfioIoctl"/> and <see cref="IommufdIoctl"/>, by field name.</summary>
     public static IReadOnlyList<(string FieldName, IoctlRequest Request)> IoctlRequests() =>
-        typeof(VfioIoctl).GetFields(BindingFlags.Public | BindingFlags.Static)
+        new[] { typeof(VfioIoctl), typeof(IommufdIoctl) }.SelectMany(t => t.GetFields(BindingFlags.Public | BindingFlags.Static))
             .Where(f => f.FieldType == typeof(IoctlRequest))
             .Select(f => (FieldName: f.Name, Request: (IoctlRequest)f.GetValue(null)!))
             .OrderBy(r => r.Request.Number).ThenBy(r => r.FieldName, StringComparer.Ordinal)
             .ToList();
 
-    /// <summary>Every public numeric <c>const</c> of <see cref="VfioConstants"/> and <see cref="VfioIoctl"/>.</summary>
+    /// <summary>Every public numeric <c>const</c> of <see cref="VfioConstants"/>, <see cref="VfioIoctl"/> and their iommufd twins.</summary>
     public static IReadOnlyList<ConstantDeclaration> Constants() =>
-        new[] { typeof(VfioConstants), typeof(VfioIoctl) }
+        new[] { typeof(VfioConstants), typeof(VfioIoctl), typeof(IommufdConstants), typeof(IommufdIoctl) }
             .SelectMany(t => t.GetFields(BindingFlags.Public | BindingFlags.Static)
-                .Where(f => f.IsLiteral)
+                .Where(f => f.IsLiteral && f.FieldType != typeof(string))
                 .Select(f => new ConstantDeclaration(f.Name, ToInt64(f.GetRawConstantValue()!), t.Name)))
             .ToList();
 
-    /// <summary>The public structs of the Native namespace whose names start with "vfio_".</summary>
+    /// <summary>The public structs of the Native namespace whose names start with "vfio_" or "iommu_".</summary>
     public static IReadOnlyList<StructMirror> Structs() =>
         Core.GetTypes()
             .Where(t => t.IsPublic && t.IsValueType && !t.IsEnum && t.Namespace == typeof(VfioIoctl).Namespace
-                        && t.Name.StartsWith("vfio_", StringComparison.Ordinal))
+                        && (t.Name.StartsWith("vfio_", StringComparison.Ordinal) || t.Name.StartsWith("iommu_", StringComparison.Ordinal)))
             .OrderBy(t => t.Name, StringComparer.Ordinal)
             .Select(t => new StructMirror(t.Name, SizeOf(t), Fields(t, "", 0).ToList()))
             .ToList();
