@@ -29,6 +29,14 @@ public sealed class DirtyRange
     public override string ToString() => $"{Iova}+0x{Size:x}";
 }
 
+/// <summary>A range of IOVA that a DMA mapping covered when a bitmap was read.</summary>
+public readonly record struct MappedRange(ulong Iova, ulong Size)
+{
+    public ulong End => Iova + Size;
+
+    public override string ToString() => $"0x{Iova:x}+0x{Size:x}";
+}
+
 /// <summary>
 /// What one read of dirty pages returned for a range of IOVA: one bit per page, relative to
 /// <see cref="Iova"/>, with its summary. Reading cleared the kernel's record of these pages: this object
@@ -114,6 +122,13 @@ public sealed class DirtyBitmap
 
     /// <summary>The host's name.</summary>
     public string Host { get; }
+
+    /// <summary>
+    /// The DMA mappings of the container when the bitmap was read, in IOVA order (they may reach outside
+    /// the bitmap's range), or null where that is not known (a device's own log, an older file): the
+    /// heatmap shows the pages outside them as gaps. Shared, never copied: a read allocates nothing for it.
+    /// </summary>
+    public IReadOnlyList<MappedRange>? MappedRanges { get; init; }
 
     /// <summary>The bitmap words (bit k = page Iova + k × PageSize).</summary>
     public ReadOnlySpan<ulong> GetWords() => _words.AsSpan(0, (int)BitmapMath.WordsFor(Pages));
