@@ -19,7 +19,7 @@
                 Install-PSResource into an isolated HOME, Import-Module by name outside the checkout
       Demo      the README's main job: a walk through the module
       Bench     the benchmarks of docs/performance.md (P1 bitmap scan beside C, P2 ioctls per query,
-                P3 bytes per query, P5 Import-Module time)
+                P3 bytes per query, P5 Import-Module time, P8 the heatmap of a 1 TiB bitmap)
       LabTest   Build, then the QEMU lab (tests/lab/Invoke-Lab.ps1, docs/lab.md): the conformance suite in a
                 real Linux 6.12 guest compared step by step with the simulated twin; fails on any
                 difference and when the lab cannot be built or booted. Needs Debian 12, root, QEMU (apt

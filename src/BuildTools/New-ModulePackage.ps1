@@ -38,7 +38,7 @@ Get-PackagedPages (Join-Path $Root 'docs') | Copy-Item -Destination $docs
 # The pictures' native libraries, for both architectures the module supports (VfioMigration.Pictures loads them from here).
 foreach ($arch in 'x64', 'arm64') {
     foreach ($lib in 'libSkiaSharp.so', 'libHarfBuzzSharp.so') {
-        if (-not (Test-Path (Join-Path $Destination "runtimes/linux-$arch/native/$lib"))) { throw "The package lacks runtimes/linux-$arch/native/$lib: run 'build.ps1 -Task Build' first" }
+        if (-not (Test-Path (Join-Path $Destination "runtimes/linux-$arch/native/$lib"))) { throw "The package lacks runtimes/linux-$arch/native/${lib}: run 'build.ps1 -Task Build' first" }
     }
 }
 

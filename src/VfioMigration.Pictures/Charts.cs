@@ -137,7 +137,6 @@ public static class Charts
             switchover.Color = Colors.Black;
             switchover.LineWidth = 1.5f;
             switchover.LinePattern = LinePattern.Dotted;
-            switchover.Text = "switchover";
             switchover.LegendText = "switchover";
         }
 
@@ -150,7 +149,8 @@ public static class Charts
         plot.Axes.Bottom.Label.Text = $"pre-copy round, {Short(report.Source)} → {Short(report.Destination)}";
         plot.Axes.Left.Label.Text = unit;
         double topValue = most / scale;
-        plot.Axes.SetLimits(0.3, n + (extra ? 1.7 : 0.7), 0, topValue <= 0 ? 1 : topValue * 1.25);
+        // A third of the height above the tallest mark: room for the legend and the note, which would otherwise hide bars.
+        plot.Axes.SetLimits(0.3, n + (extra ? 1.7 : 0.7), 0, topValue <= 0 ? 1 : topValue * 1.5);
 
         bool over = report.Downtime > report.DowntimeLimit;
         string downtime = report.Status == MigrationStatus.Completed

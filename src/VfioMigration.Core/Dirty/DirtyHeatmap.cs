@@ -147,9 +147,9 @@ public sealed class DirtyHeatmap
         for (long i = 0; i < shares.Length; i++)
         {
             if ((ulong)i >= cellCount) { shares[i] = 0; continue; }
-            // Pages dirty outside any mapping (the kernel writes none, but a bitmap from a file may): counted against the cell.
-            ulong of = Math.Max(mapped[i], dirty[i]);
-            shares[i] = of == 0 ? float.NaN : (float)dirty[i] / of;
+            // A cell without a mapped page is a gap whatever its bits say (the kernel sets none there; a bitmap
+            // from a file could); in a cell partly mapped, dirty bits outside the mapping count, up to all.
+            shares[i] = mapped[i] == 0 ? float.NaN : Math.Min(1f, (float)dirty[i] / mapped[i]);
         }
         return new DirtyHeatmap(bitmap, columns, rows, perCell, shares, clipped.ToArray(), known);
     }

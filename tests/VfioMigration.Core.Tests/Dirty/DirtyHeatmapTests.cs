@@ -69,6 +69,18 @@ public class DirtyHeatmapTests
     }
 
     [Fact]
+    public void ACellWithoutAMappedPageIsAGapEvenWithBitsSet()
+    {
+        var b = Known();
+        var words = b.ToArray();
+        words[2] |= 1;                                        // page 128, in the hole
+        var odd = new DirtyBitmap(b.Iova, b.Size, b.PageSize, words, b.Scope, b.HostKind, b.Host, b.Timestamp) { MappedRanges = b.MappedRanges };
+        var map = DirtyHeatmap.Compute(odd, 32, 2);
+        Assert.True(map.IsGap(1, 0));
+        Assert.Equal(' ', map.TextCell(1, 0));
+    }
+
+    [Fact]
     public void WithoutMappingsNoCellIsAGap()
     {
         var b = Known();
