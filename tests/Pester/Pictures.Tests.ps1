@@ -53,11 +53,18 @@ Describe 'Export-DirtyHeatmap' {
         $json = Join-Path $TestDrive 'b.json'
         $b | Export-DirtyBitmap $json
         $back = Import-DirtyBitmap $json
-        @($back.MappedRanges).Count | Should -Be 2
+        @($back.GetMappedRanges()).Count | Should -Be 2
         $back | Export-DirtyHeatmap (Join-Path $TestDrive 'back.png')
         (Get-PngSize (Join-Path $TestDrive 'back.png')).Width | Should -Be 1200
         Compare-DirtyBitmap $b $back -Operation Union | Export-DirtyHeatmap (Join-Path $TestDrive 'union.png') -Width 640 -Height 480
         (Get-PngSize (Join-Path $TestDrive 'union.png')).Height | Should -Be 480
+    }
+
+    It 'keeps the mappings out of a bitmap''s properties, so Export-Csv stays a row of numbers' {
+        $null = New-LabGuest
+        $b = Get-DirtyBitmap -Iova 0x10000000 -Size 0x400000
+        ($b | ConvertTo-Csv)[0] | Should -Not -Match 'Mapped'
+        $b.GetMappedRanges() | ForEach-Object ToString | Should -Be @('0x10000000+0x200000', '0x10300000+0x100000')
     }
 
     It 'refuses to replace a file without -Force, replaces it with -Force, and writes nothing with -WhatIf' {

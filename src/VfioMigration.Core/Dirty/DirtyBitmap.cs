@@ -124,11 +124,15 @@ public sealed class DirtyBitmap
     public string Host { get; }
 
     /// <summary>
-    /// The DMA mappings of the container when the bitmap was read, in IOVA order (they may reach outside
-    /// the bitmap's range), or null where that is not known (a device's own log, an older file): the
+    /// The DMA mappings when the bitmap was read (a container's, or the ranges a device logs), in IOVA order
+    /// (they may reach outside the bitmap's range), or null where that is not known (an older file): the
     /// heatmap shows the pages outside them as gaps. Shared, never copied: a read allocates nothing for it.
+    /// Not a property PowerShell shows (Export-Csv of a bitmap stays one row of numbers): see <see cref="GetMappedRanges"/>.
     /// </summary>
-    public IReadOnlyList<MappedRange>? MappedRanges { get; init; }
+    internal IReadOnlyList<MappedRange>? MappedRanges { get; init; }
+
+    /// <summary>The mappings when the bitmap was read, in IOVA order, or null where they are not known.</summary>
+    public MappedRange[]? GetMappedRanges() => MappedRanges is null ? null : new List<MappedRange>(MappedRanges).ToArray();
 
     /// <summary>The bitmap words (bit k = page Iova + k × PageSize).</summary>
     public ReadOnlySpan<ulong> GetWords() => _words.AsSpan(0, (int)BitmapMath.WordsFor(Pages));

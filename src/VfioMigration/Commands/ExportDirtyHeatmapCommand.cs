@@ -56,8 +56,6 @@ public sealed class ExportDirtyHeatmapCommand : PictureCmdlet
 
     protected override string PicturePath => Path;
 
-    protected override bool Replace => Force;
-
     protected override bool PassThruFile => PassThru;
 
     protected override void ProcessRecord()

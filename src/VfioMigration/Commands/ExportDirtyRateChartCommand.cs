@@ -48,8 +48,6 @@ public sealed class ExportDirtyRateChartCommand : PictureCmdlet
 
     protected override string PicturePath => Path;
 
-    protected override bool Replace => Force;
-
     protected override bool PassThruFile => PassThru;
 
     protected override void ProcessRecord()

@@ -20,9 +20,6 @@ public abstract class PictureCmdlet : VfioCmdlet
     /// <summary>The file to write (the cmdlet's -Path).</summary>
     protected abstract string PicturePath { get; }
 
-    /// <summary>Replace an existing file (the cmdlet's -Force).</summary>
-    protected abstract bool Replace { get; }
-
     /// <summary>Return the file written (the cmdlet's -PassThru).</summary>
     protected abstract bool PassThruFile { get; }
 
