@@ -42,6 +42,7 @@
         'Export-DirtyBitmap'
         'Import-DirtyBitmap'
         'Compare-DirtyBitmap'
+        'Export-DirtyHeatmap', 'Show-DirtyHeatmap', 'Export-DirtyRateChart', 'Export-MigrationChart'
         'Get-VfioMigrationState'
         'Set-VfioMigrationState'
         'Get-VfioMigrationInfo'

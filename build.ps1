@@ -19,7 +19,7 @@
                 Install-PSResource into an isolated HOME, Import-Module by name outside the checkout
       Demo      the README's main job: a walk through the module
       Bench     the benchmarks of docs/performance.md (P1 bitmap scan beside C, P2 ioctls per query,
-                P3 bytes per query, P5 Import-Module time)
+                P3 bytes per query, P5 Import-Module time, P8 the heatmap of a 1 TiB bitmap)
       LabTest   Build, then the QEMU lab (tests/lab/Invoke-Lab.ps1, docs/lab.md): the conformance suite in a
                 real Linux 6.12 guest compared step by step with the simulated twin; fails on any
                 difference and when the lab cannot be built or booted. Needs Debian 12, root, QEMU (apt
@@ -131,7 +131,10 @@ function Task-Build {
              'VfioMigration.Kernel.dll', 'VfioMigration.Kernel.pdb',
              'VfioMigration.Linux.dll', 'VfioMigration.Linux.pdb',
              'VfioMigration.Simulation.dll', 'VfioMigration.Simulation.pdb',
-             'System.IO.Hashing.dll'
+             'VfioMigration.Pictures.dll', 'VfioMigration.Pictures.pdb',
+             'System.IO.Hashing.dll',
+             # The pictures' libraries (loaded at the first picture only): as their packages ship them, not precompiled.
+             'ScottPlot.dll', 'SkiaSharp.dll', 'SkiaSharp.HarfBuzz.dll', 'HarfBuzzSharp.dll'
     # Assemblies an earlier build shipped and this one does not (a dropped dependency) must not linger.
     Get-ChildItem $ModuleDir -File -ErrorAction Ignore | Where-Object { $_.Extension -in '.dll', '.json' -and $_.Name -notin $files } | Remove-Item -Force
     foreach ($f in $files) {
@@ -139,6 +142,8 @@ function Task-Build {
         if (-not (Test-Path $src)) { throw "The publish output lacks $f" }
         Copy-Item $src $ModuleDir -Force
     }
+
+    Copy-PictureNativeAssets
 
     # The module's own files in module/ (committed, not built): the manifest names them, so they must be there.
     foreach ($f in 'VfioMigration.format.ps1xml', 'VfioMigration.types.ps1xml') {
@@ -154,6 +159,41 @@ function Task-Build {
     Set-Content -Path (Join-Path $ModuleDir 'VfioMigration.psd1') -Value $lines
     $null = Test-ModuleManifest (Join-Path $ModuleDir 'VfioMigration.psd1')
     $null = Test-ModuleManifest (Join-Path $Root 'VfioMigration.psd1')
+}
+
+function Copy-PictureNativeAssets {
+    # The native libraries of the pictures (libSkiaSharp.so, libHarfBuzzSharp.so) for x64 and arm64, from the
+    # NuGet packages the restore brought, into module/runtimes/linux-<arch>/native: a module has no deps.json,
+    # so VfioMigration.Pictures resolves them from there itself (PictureRuntime). And the licences of what
+    # the pictures ship (ScottPlot, SkiaSharp, HarfBuzzSharp, the DejaVu fonts) into module/licenses.
+    $assets = Get-Content (Join-Path $Root 'src/VfioMigration.Pictures/obj/project.assets.json') -Raw | ConvertFrom-Json -AsHashtable
+    $nuget = Get-NuGetRoot
+    function Get-PackageFolder([string] $id) {
+        $key = @($assets.libraries.Keys | Where-Object { $_ -like "$id/*" })
+        if ($key.Count -ne 1) { throw "The restore of VfioMigration.Pictures holds no single $id package ($($key -join ', '))" }
+        Join-Path $nuget $assets.libraries[$key[0]].path
+    }
+    $skia = Get-PackageFolder 'SkiaSharp.NativeAssets.Linux.NoDependencies'
+    $harfbuzz = Get-PackageFolder 'HarfBuzzSharp.NativeAssets.Linux'
+    $runtimes = Join-Path $ModuleDir 'runtimes'
+    Remove-Item $runtimes -Recurse -Force -ErrorAction Ignore
+    foreach ($arch in 'x64', 'arm64') {
+        $native = New-Item -ItemType Directory -Force (Join-Path $runtimes "linux-$arch/native")
+        foreach ($lib in (Join-Path $skia "runtimes/linux-$arch/native/libSkiaSharp.so"), (Join-Path $harfbuzz "runtimes/linux-$arch/native/libHarfBuzzSharp.so")) {
+            if (-not (Test-Path $lib)) { throw "The native library $lib is missing from the NuGet cache: restore again" }
+            Copy-Item $lib $native -Force
+        }
+    }
+    $licenses = Join-Path $ModuleDir 'licenses'
+    Remove-Item $licenses -Recurse -Force -ErrorAction Ignore
+    $null = New-Item -ItemType Directory -Force $licenses
+    Copy-Item (Join-Path (Get-PackageFolder 'ScottPlot') 'Notices/LICENSE.txt') (Join-Path $licenses 'ScottPlot-LICENSE.txt')
+    Copy-Item (Join-Path (Get-PackageFolder 'ScottPlot') 'Notices/NOTICES.txt') (Join-Path $licenses 'ScottPlot-NOTICES.txt')
+    Copy-Item (Join-Path $skia 'LICENSE.txt') (Join-Path $licenses 'SkiaSharp-LICENSE.txt')
+    Copy-Item (Join-Path $skia 'THIRD-PARTY-NOTICES.txt') (Join-Path $licenses 'SkiaSharp-THIRD-PARTY-NOTICES.txt')
+    Copy-Item (Join-Path $harfbuzz 'LICENSE.txt') (Join-Path $licenses 'HarfBuzzSharp-LICENSE.txt')
+    Copy-Item (Join-Path $harfbuzz 'THIRD-PARTY-NOTICES.txt') (Join-Path $licenses 'HarfBuzzSharp-THIRD-PARTY-NOTICES.txt')
+    Copy-Item (Join-Path $Root 'src/VfioMigration.Pictures/Fonts/LICENSE-DejaVu.txt') (Join-Path $licenses 'DejaVu-fonts-LICENSE.txt')
 }
 
 function Task-Docs {
@@ -306,6 +346,7 @@ function Task-LabExpected {
 function Task-Clean {
     Write-Step 'Clean'
     Get-ChildItem $ModuleDir -File | Where-Object { $_.Extension -in '.dll', '.pdb', '.json' -or $_.Name -eq 'VfioMigration.psd1' } | Remove-Item -Force
+    foreach ($d in 'runtimes', 'licenses') { Remove-Item (Join-Path $ModuleDir $d) -Recurse -Force -ErrorAction Ignore }
     Remove-Item (Join-Path $ModuleDir 'en-US/VfioMigration.dll-Help.xml') -Force -ErrorAction Ignore
     foreach ($d in 'out', 'TestResults', 'obj') { Remove-Item (Join-Path $Root $d) -Recurse -Force -ErrorAction Ignore }
     Get-ChildItem $Root -Directory -Recurse -Include bin, obj | Remove-Item -Recurse -Force -ErrorAction Ignore

@@ -5,9 +5,10 @@
 .DESCRIPTION
     Imports the module, shows what this machine offers, then connects to the simulated VFIO host that
     ships with the module and walks through it end to end: discovery, devices, a container, DMA
-    mappings, dirty tracking, a dirty bitmap and its CSV, a dirty rate, stepped migration states, a
+    mappings, dirty tracking, a dirty bitmap and its CSV, a dirty rate, a heatmap of dirty pages, stepped migration states, a
     saved and restored device state, a pre-flight report, a pre-copy migration that converges within its
-    downtime limit and one that cannot, each with its reason.
+    downtime limit (with its chart) and one that cannot, each with its reason. The pictures go to
+    <temp>/vfiomigration-demo, and the demo says where.
 #>
 param([string] $ModulePath = (Join-Path $PSScriptRoot 'VfioMigration.psd1'))
 $ErrorActionPreference = 'Stop'
@@ -71,7 +72,9 @@ Get-VfioContainer | Remove-VfioContainer -Confirm:$false
 Show-Step 'A device that logs its own DMA (Start-DirtyTracking -Device, Get-DirtyBitmap -Device)'
 $nic = '0000:3b:00.1'
 $guest = New-VfioContainer -Device $nic
+# Two stretches of guest memory with a 32 MiB hole between them, as a guest's RAM below and above a PCI hole.
 $null = New-VfioDmaMapping -Iova 0x10000000 -Size 64MB
+$null = New-VfioDmaMapping -Iova 0x16000000 -Size 32MB
 $guest | Start-DirtyTracking
 Show (Start-DirtyTracking -Device $nic -PassThru)
 Start-Sleep -Milliseconds 500
@@ -79,6 +82,13 @@ $byDevice = Get-DirtyBitmap -Device $nic
 $byContainer = Get-DirtyBitmap
 Show @($byDevice, $byContainer)
 Write-Host ("The NIC's own log holds the {0} pages it wrote; behind the IOMMU, the container's tracking can only report all {1} mapped pages." -f $byDevice.DirtyPages, $byContainer.DirtyPages)
+
+Show-Step 'The NIC''s dirty pages as a picture and in the terminal (Export-DirtyHeatmap, Show-DirtyHeatmap)'
+$pictures = Join-Path ([System.IO.Path]::GetTempPath()) 'vfiomigration-demo'
+$null = New-Item -ItemType Directory -Force $pictures
+$heatmap = $byDevice | Export-DirtyHeatmap (Join-Path $pictures 'nic-dirty-heatmap.png') -Force -PassThru
+Write-Host "Heatmap of the NIC's DMA log (gap between the two mappings in grey): $($heatmap.FullName)"
+$byDevice | Show-DirtyHeatmap -Width 100 -Height 12 | Write-Host
 Stop-DirtyTracking -Device $nic
 Get-VfioContainer | Remove-VfioContainer -Confirm:$false
 
@@ -107,6 +117,8 @@ $null = New-VfioContainer -Device $v1src, $v1dst
 $report = Start-VfioMigration $v1src $v1dst -Bandwidth 1GB -DowntimeLimit 300 -Confirm:$false
 Show $report
 Show $report.IterationDetails
+$chart = $report | Export-MigrationChart (Join-Path $pictures 'migration-chart.png') -Force -PassThru
+Write-Host "Chart of this migration's rounds, switchover, stop-copy and downtime: $($chart.FullName)"
 $report | Format-List Status, Iterations, PrecopyBytes, StopCopyBytes, TransferredBytes, Downtime, DowntimeLimit, DowntimeExceeded, TotalTime, SourceOutcome, DestinationOutcome | Out-String | Write-Host
 $last = $report.IterationDetails[-1]
 Write-Host ("Why: after {0} pre-copy iteration(s), {1} bytes remained, within what 1 GiB/s x {2} ms allows ({3} bytes), so it switched over." -f
@@ -124,6 +136,8 @@ $null = New-VfioContainer -Device $src, $dst
 $report = Start-VfioMigration $src $dst -MaxIterations 3 -Confirm:$false -WarningAction SilentlyContinue
 $report | Format-List Status, Iterations, RemainingBytes, StopCopySize, AllowedBytes, SourceState, DestinationState | Out-String | Write-Host
 Write-Host "Why: $($report.ErrorDescription)"
+$stuck = $report | Export-MigrationChart (Join-Path $pictures 'migration-not-converged.png') -Force -PassThru
+Write-Host "Its chart: what remains after each round stays above what may remain at switchover: $($stuck.FullName)"
 Write-Host 'Every migration of the session is kept, also one stopped with Ctrl+C (Get-VfioMigration):'
 Show (Get-VfioMigration | Select-Object Source, Destination, Status, Iterations, Downtime, ErrorId)
 Get-VfioContainer | Remove-VfioContainer -Confirm:$false
@@ -134,6 +148,10 @@ $conformance = Test-VfioDevice 36e5c7cc-4871-4d03-91da-44479a60a911 -WarningActi
 ($conformance | Out-String).TrimEnd() | Write-Host
 Show ($conformance.Areas | Select-Object Area, Passed, Failed, Skipped)
 Get-VfioContainer | Remove-VfioContainer -Confirm:$false
+
+Show-Step 'Pictures'
+Write-Host "The demo's pictures are in $pictures`:"
+Get-ChildItem $pictures -Filter *.png | ForEach-Object { Write-Host "  $($_.FullName)" }
 
 Show-Step 'Help'
 Write-Host (Get-Help Get-VfioGroup).Synopsis

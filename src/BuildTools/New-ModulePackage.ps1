@@ -7,7 +7,8 @@
     <Destination> (by convention out/VfioMigration/<version>) holding:
       - everything in module/ as 'build.ps1 -Task Docs' leaves it: the manifest (the folder's only .psd1),
         the assemblies, the format views, en-US/ (MAML help, about_VfioMigration), SimulatedHost/Default.psd1,
-        Demo.ps1 and LabChecks/;
+        Demo.ps1, LabChecks/, the pictures' native libraries (runtimes/linux-x64|arm64/native) and the
+        licences of what the pictures ship (licenses/);
       - LICENSE;
       - docs/: the pages of Get-PackagedPages (every docs/*.md), so that a page help names as
         docs/<page>.md is a path in the installed module's folder.
@@ -33,6 +34,13 @@ Get-ChildItem $moduleDir -Force | Copy-Item -Destination $Destination -Recurse -
 Copy-Item (Join-Path $Root 'LICENSE') $Destination
 $docs = New-Item -ItemType Directory -Force (Join-Path $Destination 'docs')
 Get-PackagedPages (Join-Path $Root 'docs') | Copy-Item -Destination $docs
+
+# The pictures' native libraries, for both architectures the module supports (VfioMigration.Pictures loads them from here).
+foreach ($arch in 'x64', 'arm64') {
+    foreach ($lib in 'libSkiaSharp.so', 'libHarfBuzzSharp.so') {
+        if (-not (Test-Path (Join-Path $Destination "runtimes/linux-$arch/native/$lib"))) { throw "The package lacks runtimes/linux-$arch/native/${lib}: run 'build.ps1 -Task Build' first" }
+    }
+}
 
 # The one manifest tools look for: Publish-PSResource takes the first .psd1 at the top as the manifest.
 $manifests = @(Get-ChildItem $Destination -Filter '*.psd1' -File)

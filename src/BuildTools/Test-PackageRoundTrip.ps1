@@ -23,7 +23,8 @@
          Install-PSResource VfioMigration -Scope CurrentUser; Unregister-PSResourceRepository in a finally.
       2. use: Import-Module VfioMigration by name, Get-Help Get-DirtyBitmap -Full, Get-Help
          about_VfioMigration, Connect-VfioHost -Simulated (the default host file found in the installed
-         package), Get-VfioGroup; and every docs/<page>.md the installed help names is in the module's folder.
+         package), Get-VfioGroup, a heatmap drawn with the package's own native Skia library; and every
+         docs/<page>.md the installed help names is in the module's folder.
 
     Writes a line per check and returns the facts; throws, with the children's output, when a check fails.
     Imports neither the module nor PSResourceGet itself, so build.ps1 and a Pester run can call it directly.
@@ -84,6 +85,18 @@ $r.Configuration = $h.Configuration
 $groups = @(Get-VfioGroup)
 $r.Groups = $groups.Count
 $r.GroupType = if ($groups) { $groups[0].GetType().FullName } else { '' }
+# One picture, drawn with the package's own native Skia library (runtimes/linux-<arch>/native).
+$null = New-VfioContainer -Group 2
+$null = New-VfioDmaMapping -Iova 0x0 -Size 2MB
+Start-DirtyTracking
+$png = Join-Path (Get-Location).ProviderPath 'after-install.png'
+Get-DirtyBitmap | Export-DirtyHeatmap $png -Width 640 -Height 480
+$bytes = [IO.File]::ReadAllBytes($png)
+# The PNG's IHDR chunk: width and height, big-endian, at bytes 16 and 20.
+$r.PictureWidth = ([int]$bytes[16] -shl 24) -bor ([int]$bytes[17] -shl 16) -bor ([int]$bytes[18] -shl 8) -bor $bytes[19]
+$r.PictureHeight = ([int]$bytes[20] -shl 24) -bor ([int]$bytes[21] -shl 16) -bor ([int]$bytes[22] -shl 8) -bor $bytes[23]
+$r.SkiaLoadedFrom = @(Get-Content /proc/self/maps | ForEach-Object { ($_ -split '\s+', 6)[5] } | Where-Object { $_ -like '*/libSkiaSharp.so' } | Select-Object -Unique)
+Remove-Item $png
 Disconnect-VfioHost
 # Every docs/<page>.md that the installed help (MAML and about topics) names is in the module's folder.
 $help = (Get-ChildItem (Join-Path $m.ModuleBase 'en-US') -File | Get-Content -Raw) -join "`n"
@@ -183,6 +196,8 @@ try {
             Add-Check 'Get-Help about_VfioMigration' ([bool]$use.AboutTopic) "found: $($use.AboutTopic)"
             Add-Check 'Connect-VfioHost -Simulated reads the installed default host' ($use.HostKind -eq 'Simulated' -and $use.Configuration -eq (Join-Path $expectedBase 'SimulatedHost/Default.psd1')) "$($use.HostKind) from $($use.Configuration)"
             Add-Check 'Get-VfioGroup returns objects' ($use.Groups -gt 0) "$($use.Groups) x $($use.GroupType)"
+            $skia = @($use.SkiaLoadedFrom)
+            Add-Check 'Export-DirtyHeatmap draws with the installed native Skia' ($use.PictureWidth -eq 640 -and $use.PictureHeight -eq 480 -and $skia.Count -eq 1 -and $skia[0].StartsWith("$expectedBase/runtimes/")) "$($use.PictureWidth)x$($use.PictureHeight), Skia from $($skia -join ', ')"
             $named = @($use.DocsNamed); $missing = @($use.DocsMissing)
             Add-Check 'every docs/<page>.md named in help is in the module folder' ($named.Count -gt 0 -and $missing.Count -eq 0) $(if ($missing.Count) { "missing: $($missing -join ', ')" } else { "$($named.Count) pages named, all present" })
             Add-Check 'LICENSE ships' ([bool]$use.License) "present: $($use.License)"

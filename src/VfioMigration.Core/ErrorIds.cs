@@ -70,6 +70,11 @@ public static class ErrorIds
     public const string StateFileForeign = "StateFileForeign";
     public const string StateFileChanged = "StateFileChanged";
 
+    // Pictures.
+    public const string PictureLibraryMissing = "PictureLibraryMissing";
+    public const string OnePicturePerFile = "OnePicturePerFile";
+    public const string NothingToDraw = "NothingToDraw";
+
     // Migration.
     public const string TransitionFailed = "TransitionFailed";
     public const string DeviceInError = "DeviceInError";
@@ -110,6 +115,10 @@ public static class ErrorIds
         new(StateFileInvalid, ErrorKind.InvalidData, "not a state file, of another version, damaged, truncated or incomplete", "save the device again; the device was not touched"),
         new(StateFileForeign, ErrorKind.InvalidData, "the state file was saved from another kind of device (protocol, model or driver)", "restore it into a device of the kind the message names"),
         new(StateFileChanged, ErrorKind.InvalidData, "the state file was written into after it was verified", "let the writer finish, then restore again; the device was reset"),
+
+        new(PictureLibraryMissing, ErrorKind.NotInstalled, "the native drawing library (libSkiaSharp.so for this machine's architecture) or the pictures assembly is not in the module's folder, or does not load", "reinstall the module (Install-PSResource VfioMigration), or build the checkout again, which lays out runtimes/linux-<arch>/native; Show-DirtyHeatmap needs no library"),
+        new(OnePicturePerFile, ErrorKind.InvalidOperation, "more than one object was piped into one Export-DirtyHeatmap or Export-MigrationChart call", "export each to its own -Path"),
+        new(NothingToDraw, ErrorKind.InvalidArgument, "the input holds nothing to draw: an empty bitmap, no dirty-rate samples, or a migration report without a pre-copy round", "measure or migrate first; a chart needs at least one sample or round"),
 
         new(TransitionFailed, ErrorKind.DeviceError, "a migration-state arc failed and the device stayed out of ERROR", "the message names the arc, errno and where the device is; Set-VfioMigrationState -WhatIf shows the path"),
         new(DeviceInError, ErrorKind.DeviceError, "a device fell into ERROR", "Reset-VfioDevice brings it back to RUNNING (with a reset state)"),

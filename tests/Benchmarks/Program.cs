@@ -21,6 +21,7 @@ public static class Program
         if (which is "all" or "P7") P7();
         if (which is "all" or "P2" or "P3") Type1Benchmarks.Run(which);
         if (which is "all" or "P4") StateBenchmarks.P4();
+        if (which is "all" or "P8") PictureBenchmarks.P8();
         return 0;
     }
 

@@ -29,6 +29,16 @@ Describe 'The package' {
         (Get-ChildItem (Join-Path $Package 'docs') -Filter '*.md').Name | Sort-Object | Should -Be $pages
     }
 
+    It 'carries the pictures'' native libraries for x64 and arm64, and the licences of what they ship' {
+        foreach ($arch in 'x64', 'arm64') {
+            Join-Path $Package "runtimes/linux-$arch/native/libSkiaSharp.so" | Should -Exist
+            Join-Path $Package "runtimes/linux-$arch/native/libHarfBuzzSharp.so" | Should -Exist
+        }
+        foreach ($l in 'ScottPlot-LICENSE.txt', 'SkiaSharp-LICENSE.txt', 'HarfBuzzSharp-LICENSE.txt', 'DejaVu-fonts-LICENSE.txt') {
+            Join-Path $Package "licenses/$l" | Should -Exist
+        }
+    }
+
     It 'has gallery metadata: single-word tags, release notes, no empty URIs' {
         $psData = $Manifest.PrivateData.PSData
         $psData.Tags | Should -Contain 'VFIO'
@@ -63,6 +73,13 @@ Describe 'Publish, install and use' {
         $RoundTrip.Use.Configuration | Should -Be (Join-Path $RoundTrip.Use.ModuleBase 'SimulatedHost/Default.psd1')
         $RoundTrip.Use.Groups | Should -BeGreaterThan 0
         $RoundTrip.Use.GroupType | Should -Not -BeNullOrEmpty
+    }
+
+    It 'draws a heatmap after the install, with the native Skia library of the installed package' {
+        $RoundTrip.Use.PictureWidth | Should -Be 640
+        $RoundTrip.Use.PictureHeight | Should -Be 480
+        @($RoundTrip.Use.SkiaLoadedFrom) | Should -HaveCount 1
+        @($RoundTrip.Use.SkiaLoadedFrom)[0] | Should -BeLike "$($RoundTrip.Use.ModuleBase)/runtimes/linux-*/native/libSkiaSharp.so"
     }
 
     It 'names in its help only docs pages the installed package has' {

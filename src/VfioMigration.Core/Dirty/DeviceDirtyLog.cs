@@ -112,7 +112,11 @@ public static class DeviceDirtyLog
                 "The log itself runs (START and STOP work); the container's dirty tracking (Start-DirtyTracking and Get-DirtyBitmap without -Device) still reports dirty pages.");
         if (rc < 0) throw new VfioNativeException("VFIO_DEVICE_FEATURE(GET DMA_LOGGING_REPORT)", -rc, device.Name, $"0x{start:x}+0x{length:x} at 0x{log.PageSize:x}");
         var words = MemoryMarshal.Cast<byte, ulong>(bitmap.Span).ToArray();
-        return new DirtyBitmap(start, pages * log.PageSize, log.PageSize, words, DirtyScope.DeviceLog, device.Host.Kind, device.Host.Description, DateTimeOffset.Now);
+        // The ranges the device logs are what it was told was mapped: outside them nothing can read dirty (a gap).
+        return new DirtyBitmap(start, pages * log.PageSize, log.PageSize, words, DirtyScope.DeviceLog, device.Host.Kind, device.Host.Description, DateTimeOffset.Now)
+        {
+            MappedRanges = log.Ranges.Select(r => new MappedRange(r.Iova.Value, r.Size)).ToArray(),
+        };
     }
 
     /// <summary>STOP: the device forgets its log.</summary>

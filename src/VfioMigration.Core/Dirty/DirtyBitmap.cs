@@ -32,6 +32,14 @@ public sealed class DirtyRange
     public override string ToString() => $"{Iova}+0x{Size:x}";
 }
 
+/// <summary>A range of IOVA that a DMA mapping covered when a bitmap was read.</summary>
+public readonly record struct MappedRange(ulong Iova, ulong Size)
+{
+    public ulong End => Iova + Size;
+
+    public override string ToString() => $"0x{Iova:x}+0x{Size:x}";
+}
+
 /// <summary>
 /// What one read of dirty pages returned for a range of IOVA: one bit per page, relative to
 /// <see cref="Iova"/>, with its summary. Reading cleared the kernel's record of these pages: this object
@@ -117,6 +125,17 @@ public sealed class DirtyBitmap
 
     /// <summary>The host's name.</summary>
     public string Host { get; }
+
+    /// <summary>
+    /// The DMA mappings when the bitmap was read (a container's, or the ranges a device logs), in IOVA order
+    /// (they may reach outside the bitmap's range), or null where that is not known (an older file): the
+    /// heatmap shows the pages outside them as gaps. Shared, never copied: a read allocates nothing for it.
+    /// Not a property PowerShell shows (Export-Csv of a bitmap stays one row of numbers): see <see cref="GetMappedRanges"/>.
+    /// </summary>
+    internal IReadOnlyList<MappedRange>? MappedRanges { get; init; }
+
+    /// <summary>The mappings when the bitmap was read, in IOVA order, or null where they are not known.</summary>
+    public MappedRange[]? GetMappedRanges() => MappedRanges is null ? null : new List<MappedRange>(MappedRanges).ToArray();
 
     /// <summary>The bitmap words (bit k = page Iova + k × PageSize).</summary>
     public ReadOnlySpan<ulong> GetWords() => _words.AsSpan(0, (int)BitmapMath.WordsFor(Pages));

@@ -64,7 +64,10 @@ public sealed class DirtyBitmapComparison
             ReferenceDirtyPages = reference.DirtyPages,
             DifferenceDirtyPages = difference.DirtyPages,
             Result = new DirtyBitmap(reference.Iova, reference.Size, reference.PageSize, words, scope, reference.HostKind, reference.Host,
-                reference.Timestamp > difference.Timestamp ? reference.Timestamp : difference.Timestamp),
+                reference.Timestamp > difference.Timestamp ? reference.Timestamp : difference.Timestamp)
+            {
+                MappedRanges = reference.MappedRanges ?? difference.MappedRanges,
+            },
         };
     }
 }

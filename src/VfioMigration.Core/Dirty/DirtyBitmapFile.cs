@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
 using System.IO.Hashing;
@@ -42,6 +43,7 @@ public static class DirtyBitmapFile
             ["hostKind"] = bitmap.HostKind.ToString(),
             ["host"] = bitmap.Host,
             ["timestamp"] = bitmap.Timestamp.ToString("O", CultureInfo.InvariantCulture),
+            ["mappings"] = bitmap.MappedRanges is { } mapped ? Mappings(mapped) : null,
             ["crc64"] = Crc64.HashToUInt64(bytes).ToString("x16", CultureInfo.InvariantCulture),
             ["bitmap"] = Convert.ToBase64String(bytes),
         };
@@ -53,6 +55,15 @@ public static class DirtyBitmapFile
             file.Write(stream.GetBuffer().AsSpan(0, (int)stream.Length));
         }
         file.Commit();
+    }
+
+    // The mappings when the bitmap was read (optional: a file without them reads as before).
+    private static JsonArray Mappings(IReadOnlyList<MappedRange> mapped)
+    {
+        var array = new JsonArray();
+        foreach (var m in mapped)
+            array.Add(new JsonObject { ["iova"] = "0x" + m.Iova.ToString("x", CultureInfo.InvariantCulture), ["size"] = "0x" + m.Size.ToString("x", CultureInfo.InvariantCulture) });
+        return array;
     }
 
     public static DirtyBitmap Read(string path)
@@ -80,7 +91,10 @@ public static class DirtyBitmapFile
                 Enum.Parse<DirtyScope>((string)o["scope"]!),
                 Enum.Parse<HostKind>((string)o["hostKind"]!),
                 (string)o["host"]!,
-                DateTimeOffset.Parse((string)o["timestamp"]!, CultureInfo.InvariantCulture));
+                DateTimeOffset.Parse((string)o["timestamp"]!, CultureInfo.InvariantCulture))
+            {
+                MappedRanges = o["mappings"] is JsonArray mapped ? ReadMappings(mapped) : null,
+            };
             if (o["dirtyPages"] is { } dp && (ulong)dp != bitmap.DirtyPages)
                 throw new InvalidDataException($"'{path}' is damaged: it says {(ulong)dp} dirty pages but its bitmap has {bitmap.DirtyPages}.");
             return bitmap;
@@ -89,5 +103,13 @@ public static class DirtyBitmapFile
         {
             throw new InvalidDataException($"'{path}' is damaged or incomplete: {e.Message}");
         }
+    }
+
+    private static MappedRange[] ReadMappings(JsonArray mapped)
+    {
+        var ranges = new MappedRange[mapped.Count];
+        for (int i = 0; i < ranges.Length; i++)
+            ranges[i] = new MappedRange(Iova.Parse((string)mapped[i]!["iova"]!).Value, Iova.Parse((string)mapped[i]!["size"]!).Value);
+        return ranges;
     }
 }

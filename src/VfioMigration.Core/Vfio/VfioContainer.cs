@@ -45,6 +45,16 @@ public sealed class VfioContainer : IDisposable
     // The mappings as (iova, size), in IOVA order: what each dirty-bitmap query plans with, kept ready
     // so a repeated query allocates nothing for it.
     private readonly List<(ulong Iova, ulong Size)> _ranges = new();
+
+    // The mappings as the bitmaps read now carry them (DirtyBitmap.MappedRanges): a new array on every map or
+    // unmap, shared by the bitmaps read in between, so a read allocates nothing for it.
+    private MappedRange[] _mappedRanges = Array.Empty<MappedRange>();
+
+    private void RangesChanged()
+    {
+        _mappedRanges = new MappedRange[_ranges.Count];
+        for (int i = 0; i < _ranges.Count; i++) _mappedRanges[i] = new MappedRange(_ranges[i].Iova, _ranges[i].Size);
+    }
     private readonly object _lock = new();
     private bool _disposed;
     // The iommufd backend: the context, the IOAS, the bound devices, the HWPT they share.
@@ -534,6 +544,7 @@ public sealed class VfioContainer : IDisposable
             _mappings.Sort((a, b) => a.Iova.CompareTo(b.Iova));
             _ranges.Clear();
             foreach (var m in _mappings) _ranges.Add((m.Iova.Value, m.Size));
+            RangesChanged();
             return mapping;
         }
     }
@@ -582,6 +593,7 @@ public sealed class VfioContainer : IDisposable
             }
             _mappings.Remove(mapping);
             _ranges.RemoveAll(r => r.Iova == mapping.Iova.Value);
+            RangesChanged();
             mapping.Memory.Dispose();
             return bitmap;
         }
@@ -608,7 +620,10 @@ public sealed class VfioContainer : IDisposable
         StructBytes.Write(arg, new vfio_iommu_type1_dma_unmap { argsz = (uint)arg.Length, flags = VfioConstants.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, iova = mapping.Iova, size = mapping.Size });
         StructBytes.Write(arg, new vfio_bitmap { pgsize = info.DirtyPageSize, size = bytes, data = (ulong)Marshal.UnsafeAddrOfPinnedArrayElement(words, 0) }, StructBytes.SizeOf<vfio_iommu_type1_dma_unmap>());
         Host.Ioctl(Fd, VfioIoctl.VFIO_IOMMU_UNMAP_DMA, arg, $"{mapping} with GET_DIRTY_BITMAP");
-        return new DirtyBitmap(mapping.Iova, mapping.Size, info.DirtyPageSize, words, Scope, Host.Kind, Host.Description, DateTimeOffset.Now);
+        return new DirtyBitmap(mapping.Iova, mapping.Size, info.DirtyPageSize, words, Scope, Host.Kind, Host.Description, DateTimeOffset.Now)
+        {
+            MappedRanges = new[] { new MappedRange(mapping.Iova.Value, mapping.Size) },
+        };
     }
 
     /// <summary>VFIO_IOMMU_DIRTY_PAGES START: the kernel records dirty pages from now on.</summary>
@@ -746,7 +761,7 @@ public sealed class VfioContainer : IDisposable
                 // Scratch lives for one query only: nothing large is kept between queries.
                 scratch?.Dispose();
             }
-            return new DirtyBitmap(iova, size, page, words, Scope, Host.Kind, Host.Description, DateTimeOffset.Now);
+            return new DirtyBitmap(iova, size, page, words, Scope, Host.Kind, Host.Description, DateTimeOffset.Now) { MappedRanges = _mappedRanges };
         }
     }
 
@@ -912,6 +927,7 @@ public sealed class VfioContainer : IDisposable
             }
             _mappings.Clear();
             _ranges.Clear();
+            RangesChanged();
             // Devices first: a group with open devices cannot leave its container (EBUSY).
             foreach (var d in _devices.Values) d.Dispose();
             _devices.Clear();

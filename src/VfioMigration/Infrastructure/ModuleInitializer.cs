@@ -43,7 +43,8 @@ public sealed class ModuleInitializer : IModuleAssemblyInitializer
                 if (assembly.GetName().Name is not { } name || !name.StartsWith("VfioMigration", StringComparison.Ordinal)) continue;
                 foreach (var type in assembly.GetTypes())
                 {
-                    if (type.ContainsGenericParameters) continue;
+                    // The picture cmdlets reach the drawing libraries: they load at the first picture, not here.
+                    if (type.ContainsGenericParameters || typeof(PictureCmdlet).IsAssignableFrom(type)) continue;
                     foreach (var method in type.GetMethods(all))
                     {
                         if (method.IsAbstract || method.ContainsGenericParameters || (method.Attributes & MethodAttributes.PinvokeImpl) != 0) continue;

@@ -23,7 +23,8 @@ public class LayerTests
         ["VfioMigration.Linux"] = new[] { "VfioMigration.Native", "VfioMigration.Kernel" },
         ["VfioMigration.Simulation"] = new[] { "VfioMigration.Native", "VfioMigration.Kernel" },
         ["VfioMigration.Core"] = new[] { "VfioMigration.Native", "VfioMigration.Kernel" },
-        ["VfioMigration"] = new[] { "VfioMigration.Core", "VfioMigration.Linux", "VfioMigration.Simulation" },
+        ["VfioMigration.Pictures"] = new[] { "VfioMigration.Core", "VfioMigration.Kernel" },
+        ["VfioMigration"] = new[] { "VfioMigration.Core", "VfioMigration.Linux", "VfioMigration.Simulation", "VfioMigration.Pictures" },
     };
 
     private static string Root([CallerFilePath] string here = "") =>
@@ -67,6 +68,7 @@ public class LayerTests
     [InlineData(typeof(VfioMigration.Core.Native.LinuxKernel))]
     [InlineData(typeof(VfioMigration.Core.Simulation.SimulatedKernel))]
     [InlineData(typeof(VfioMigration.Core.Vfio.VfioContainer))]
+    [InlineData(typeof(VfioMigration.Pictures.HeatmapPicture))]
     public void TheCompiledAssembliesReferenceNoLayerAboveThem(Type inLayer)
     {
         var assembly = inLayer.Assembly;
