@@ -894,7 +894,7 @@ public sealed class VfioContainer : IDisposable
         {
             scratch?.Dispose();
         }
-        return new DirtyBitmap(iova, size, page, words, DirtyScope.IommuHardware, Host.Kind, Host.Description, DateTimeOffset.Now);
+        return new DirtyBitmap(iova, size, page, words, DirtyScope.IommuHardware, Host.Kind, Host.Description, DateTimeOffset.Now) { MappedRanges = _mappedRanges };
     }
 
     private void ThrowIfClosed()

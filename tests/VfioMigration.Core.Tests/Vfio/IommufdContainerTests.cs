@@ -67,6 +67,20 @@ public class IommufdContainerTests
     }
 
     [Fact]
+    public void AnIommufdBitmapCarriesItsMappingsSoAHeatmapShowsTheGap()
+    {
+        var (kernel, host) = Host(IommufdConformanceTests.DirtyHost());
+        using var c = Iommufd(host, 2);
+        c.Map(0x100000, 1UL << 20);
+        c.Map(0x400000, 1UL << 20);
+        c.StartDirtyTracking();
+
+        var bitmap = c.GetDirtyBitmap(0x100000, 0x400000);
+
+        Assert.Equal(new[] { new MappedRange(0x100000, 1UL << 20), new MappedRange(0x400000, 1UL << 20) }, bitmap.GetMappedRanges());
+    }
+
+    [Fact]
     public void WhereTheIommuCannotTrackTheContainerSaysSoAndWhatTakesOver()
     {
         var (_, host) = Host(SimTopologies.LabIommufd());
