@@ -147,20 +147,26 @@ function Invoke-ModuleBuild {
     Set-Timing 'module_build' $sw.Elapsed.TotalSeconds
 }
 
-function Invoke-LabBuild {
-    Write-Step "lab build (cache $Cache)"
-    # build-lab.sh creates the cache itself, and says so when it cannot.
+function Invoke-LabBuildScript([string] $script, [string] $outEnv, [string] $timing, [string] $what) {
+    # Runs one of the lab's build scripts (build-lab.sh, build-iommufd-kernel.sh): its LABTIME lines become
+    # timings, and its 'LAB BUILD FAILED: <reason>' line the reason of the failure.
     $sw = [Diagnostics.Stopwatch]::StartNew()
     $reason = $null
-    & bash (Join-Path $LabScripts 'build-lab.sh') --cache $Cache --out $LabEnv 2>&1 | ForEach-Object {
+    & bash (Join-Path $LabScripts $script) --cache $Cache --out $outEnv 2>&1 | ForEach-Object {
         $line = "$_"
         Write-Host "  $line"
         if ($line -match '^LABTIME (\S+) ([\d.]+)') { Set-Timing "lab_build.$($Matches[1])" ([double]$Matches[2]) }
         if ($line -match '^LAB BUILD FAILED: (.*)') { $reason = $Matches[1] }
     }
     $rc = $LASTEXITCODE
-    Set-Timing 'lab_build' $sw.Elapsed.TotalSeconds
-    if ($rc -ne 0) { throw "the lab could not be built: $(if ($reason) { $reason } else { "build-lab.sh exit code $rc" })" }
+    Set-Timing $timing $sw.Elapsed.TotalSeconds
+    if ($rc -ne 0) { throw "$what could not be built: $(if ($reason) { $reason } else { "$script exit code $rc" })" }
+}
+
+function Invoke-LabBuild {
+    Write-Step "lab build (cache $Cache)"
+    # build-lab.sh creates the cache itself, and says so when it cannot.
+    Invoke-LabBuildScript 'build-lab.sh' $LabEnv 'lab_build' 'the lab'
 }
 
 function New-LabShare {
@@ -277,16 +283,10 @@ function Invoke-SimulatedTwin {
     [ordered]@{ target = $target; observations = $observations }
 }
 
-function Compare-LabRuns($real, $sim) {
-    Write-Step 'compare: real kernel vs simulated twin'
-    $t = $real.target
-    if ($t -and ($t.IommuGroup -ne $SimIommuGroup -or $t.IommuDevice -ne $SimIommuDevice -or $t.MdevGroup -ne $SimMdevGroup -or $t.PeerMdevGroup -ne $SimPeerMdevGroup)) {
-        # Scenarios never name groups, so this is no failure; but the twin no longer mirrors the lab.
-        Write-Host ("note: the lab's targets (group {0} {1}, mdev groups {2} and {3}) differ from the twin's (group {4} {5}, mdev groups {6} and {7})" -f
-            $t.IommuGroup, $t.IommuDevice, $t.MdevGroup, $t.PeerMdevGroup, $SimIommuGroup, $SimIommuDevice, $SimMdevGroup, $SimPeerMdevGroup)
-    }
-    $left = ConvertTo-LabObservationList @($real.observations)
-    $right = ConvertTo-LabObservationList @($sim.observations)
+function Compare-Observations([string] $what, [object[]] $realItems, [object[]] $simItems) {
+    # Every step of both lists: one pass per step that agrees, one failure per difference, both answers printed.
+    $left = ConvertTo-LabObservationList @($realItems)
+    $right = ConvertTo-LabObservationList @($simItems)
     $diff = [VfioMigration.Core.Conformance.ConformanceRunner]::Compare($left, $right)
     $compared = [math]::Max($left.Count, $right.Count)
     $summary.passed += $compared - $diff.Count
@@ -297,7 +297,18 @@ function Compare-LabRuns($real, $sim) {
         Write-Host ("       real kernel: {0}" -f $(if ($null -eq $d.Item3) { '(no such step)' } else { $d.Item3 }))
         Write-Host ("       simulated:   {0}" -f $(if ($null -eq $d.Item4) { '(no such step)' } else { $d.Item4 }))
     }
-    Write-Host ("compared {0} steps: {1} agree, {2} differ" -f $compared, ($compared - $diff.Count), $diff.Count)
+    Write-Host ("{0}: compared {1} steps: {2} agree, {3} differ" -f $what, $compared, ($compared - $diff.Count), $diff.Count)
+}
+
+function Compare-LabRuns($real, $sim) {
+    Write-Step 'compare: real kernel vs simulated twin'
+    $t = $real.target
+    if ($t -and ($t.IommuGroup -ne $SimIommuGroup -or $t.IommuDevice -ne $SimIommuDevice -or $t.MdevGroup -ne $SimMdevGroup -or $t.PeerMdevGroup -ne $SimPeerMdevGroup)) {
+        # Scenarios never name groups, so this is no failure; but the twin no longer mirrors the lab.
+        Write-Host ("note: the lab's targets (group {0} {1}, mdev groups {2} and {3}) differ from the twin's (group {4} {5}, mdev groups {6} and {7})" -f
+            $t.IommuGroup, $t.IommuDevice, $t.MdevGroup, $t.PeerMdevGroup, $SimIommuGroup, $SimIommuDevice, $SimMdevGroup, $SimPeerMdevGroup)
+    }
+    Compare-Observations 'conformance suite' @($real.observations) @($sim.observations)
 }
 
 function Write-ExpectedFiles($real) {

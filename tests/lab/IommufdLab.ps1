@@ -12,37 +12,11 @@ $MockScenario = 'iommufd-mock-dirty'
 
 function Invoke-IommufdLabBuild {
     Write-Step "iommufd: the lab's second kernel (build-iommufd-kernel.sh; about 15 min when the cache lacks it)"
-    $sw = [Diagnostics.Stopwatch]::StartNew()
-    $reason = $null
-    & bash (Join-Path $LabScripts 'build-iommufd-kernel.sh') --cache $Cache --out $IommufdEnv 2>&1 | ForEach-Object {
-        $line = "$_"
-        Write-Host "  $line"
-        if ($line -match '^LABTIME (\S+) ([\d.]+)') { Set-Timing "lab_build.$($Matches[1])" ([double]$Matches[2]) }
-        if ($line -match '^LAB BUILD FAILED: (.*)') { $reason = $Matches[1] }
-    }
-    $rc = $LASTEXITCODE
-    Set-Timing 'iommufd_build' $sw.Elapsed.TotalSeconds
-    if ($rc -ne 0) { throw "the iommufd kernel could not be built: $(if ($reason) { $reason } else { "build-iommufd-kernel.sh exit code $rc" })" }
+    Invoke-LabBuildScript 'build-iommufd-kernel.sh' $IommufdEnv 'iommufd_build' 'the iommufd kernel'
     $values = Read-EnvFile $IommufdEnv
     # run-vm.sh reads KERNEL and INITRD.
     Set-Content $IommufdBootEnv @("KERNEL='$($values['IOMMUFD_KERNEL'])'", "INITRD='$($values['IOMMUFD_INITRD'])'")
     $values
-}
-
-function Compare-Observations([string] $what, [object[]] $realItems, [object[]] $simItems) {
-    $left = ConvertTo-LabObservationList @($realItems)
-    $right = ConvertTo-LabObservationList @($simItems)
-    $diff = [VfioMigration.Core.Conformance.ConformanceRunner]::Compare($left, $right)
-    $compared = [math]::Max($left.Count, $right.Count)
-    $summary.passed += $compared - $diff.Count
-    $summary.failed += $diff.Count
-    foreach ($d in $diff) {
-        $summary.differences += [ordered]@{ scenario = $d.Item1; step = $d.Item2; real = $d.Item3; simulated = $d.Item4 }
-        Write-Host ("DIFF {0} | {1}" -f $d.Item1, $d.Item2) -ForegroundColor Yellow
-        Write-Host ("       real kernel: {0}" -f $(if ($null -eq $d.Item3) { '(no such step)' } else { $d.Item3 }))
-        Write-Host ("       simulated:   {0}" -f $(if ($null -eq $d.Item4) { '(no such step)' } else { $d.Item4 }))
-    }
-    Write-Host ("{0}: compared {1} steps: {2} agree, {3} differ" -f $what, $compared, ($compared - $diff.Count), $diff.Count)
 }
 
 function Invoke-IommufdScenarioBoot {

@@ -721,25 +721,7 @@ public sealed class VfioContainer : IDisposable
                     ulong callPages = call.Size / page;
                     ulong bytes = VfioConstants.DIRTY_BITMAP_BYTES(callPages);
                     ulong firstBit = (call.Iova - iova) / page;
-                    // A call that starts on a word of the result is written in place. One that does not (a
-                    // mapping that starts mid-word, after a gap too large for one call) is read into a zeroed
-                    // scratch buffer and ORed in at its bit.
-                    bool inPlace = firstBit % 64 == 0;
-                    ulong data;
-                    if (inPlace)
-                    {
-                        data = (ulong)Marshal.UnsafeAddrOfPinnedArrayElement(words, checked((int)(firstBit / 64)));
-                    }
-                    else
-                    {
-                        if (scratch is null || scratch.Length < (long)bytes)
-                        {
-                            scratch?.Dispose();
-                            scratch = new NativeBuffer((long)bytes);
-                        }
-                        scratch.Clear((long)bytes);
-                        data = scratch.Address;
-                    }
+                    ulong data = CallTarget(words, firstBit, bytes, ref scratch, out bool inPlace);
                     StructBytes.Write(arg, new vfio_iommu_type1_dirty_bitmap { argsz = (uint)arg.Length, flags = VfioConstants.VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP });
                     StructBytes.Write(arg, new vfio_iommu_type1_dirty_bitmap_get
                     {
@@ -818,6 +800,24 @@ public sealed class VfioContainer : IDisposable
         _preparedResult = prepared;
     }
 
+    /// <summary>
+    /// Where one bitmap call writes: a call that starts on a word of the pinned result is written in place; one
+    /// that does not (a mapping that starts mid-word, after a gap too large for one call) is read into a zeroed
+    /// scratch buffer, grown as needed, that the caller ORs in at its bit.
+    /// </summary>
+    private static ulong CallTarget(ulong[] words, ulong firstBit, ulong bytes, ref NativeBuffer? scratch, out bool inPlace)
+    {
+        inPlace = firstBit % 64 == 0;
+        if (inPlace) return (ulong)Marshal.UnsafeAddrOfPinnedArrayElement(words, checked((int)(firstBit / 64)));
+        if (scratch is null || scratch.Length < (long)bytes)
+        {
+            scratch?.Dispose();
+            scratch = new NativeBuffer((long)bytes);
+        }
+        scratch.Clear((long)bytes);
+        return scratch.Address;
+    }
+
     private static string Describe(BitmapCall call) => $"GET_BITMAP iova 0x{call.Iova:x} size 0x{call.Size:x}";
 
     /// <summary>
@@ -866,22 +866,7 @@ public sealed class VfioContainer : IDisposable
                 ulong callPages = call.Size / page;
                 ulong bytes = VfioConstants.DIRTY_BITMAP_BYTES(callPages);
                 ulong firstBit = (call.Iova - iova) / page;
-                bool inPlace = firstBit % 64 == 0;
-                ulong data;
-                if (inPlace)
-                {
-                    data = (ulong)Marshal.UnsafeAddrOfPinnedArrayElement(words, checked((int)(firstBit / 64)));
-                }
-                else
-                {
-                    if (scratch is null || scratch.Length < (long)bytes)
-                    {
-                        scratch?.Dispose();
-                        scratch = new NativeBuffer((long)bytes);
-                    }
-                    scratch.Clear((long)bytes);
-                    data = scratch.Address;
-                }
+                ulong data = CallTarget(words, firstBit, bytes, ref scratch, out bool inPlace);
                 string detail = $"hwpt {_hwptId} iova 0x{call.Iova:x} length 0x{call.Size:x}{(noClear ? " NO_CLEAR" : "")}";
                 int rc = _iommufd!.TryGetDirtyBitmap(_hwptId, call.Iova, call.Size, page, data, noClear, detail);
                 if (rc < 0) throw new VfioNativeException(IommufdIoctl.IOMMU_HWPT_GET_DIRTY_BITMAP.Name, -rc, IommufdConstants.IommuPath, detail);
