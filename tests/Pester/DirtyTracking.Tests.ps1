@@ -348,7 +348,9 @@ Describe 'A device''s own DMA log (Start-DirtyTracking -Device, Get-DirtyBitmap 
     It 'reads only the pages the device wrote, as DeviceLog bitmaps that compose with Compare-DirtyBitmap' {
         $nic = '0000:3b:00.1'
         $c = New-VfioContainer -Device $nic
-        $null = New-VfioDmaMapping -Iova 0x10000000 -Size 16MB
+        # 256 MB: the NIC writes 20000 random pages a second, and only tens of seconds of a loaded machine
+        # between the two reads would let it write every one of 65536 pages (16 MB were written whole in 0.3 s).
+        $null = New-VfioDmaMapping -Iova 0x10000000 -Size 256MB
         $c | Start-DirtyTracking
         $log = Start-DirtyTracking -Device $nic -PassThru
         $log.PageSize | Should -Be 4096
