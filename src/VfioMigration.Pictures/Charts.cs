@@ -154,7 +154,7 @@ public static class Charts
 
         bool over = report.Downtime > report.DowntimeLimit;
         string downtime = report.Status == MigrationStatus.Completed
-            ? $"downtime {Ms(report.Downtime)} of {Ms(report.DowntimeLimit)} limit ({(over ? "exceeded" : "within")})"
+            ? $"downtime {(Ms(report.Downtime) == Ms(report.DowntimeLimit) ? Precise(report.Downtime) : Ms(report.Downtime))} of {Ms(report.DowntimeLimit)} limit ({(over ? "exceeded" : "within")})"
             : $"not completed: {report.ErrorId ?? report.Status.ToString()}{(report.FailedPhase is null ? "" : " in " + report.FailedPhase)}";
         Note(plot, downtime, Alignment.UpperRight, report.Status == MigrationStatus.Completed && !over ? Color.FromHex("#1E7B3A") : StopCopyColour);
         plot.Title($"Migration {report.Status}: {n} pre-copy round{(n == 1 ? "" : "s")}, {Readable.Bytes(report.TransferredBytes)} sent in {Ms(report.TotalTime)}");
@@ -206,6 +206,9 @@ public static class Charts
 
     /// <summary>A device name or path short enough for an axis label.</summary>
     private static string Short(string name) => name.Length <= 24 ? name : name[..10] + "…" + name[^10..];
+
+    // When rounding makes the downtime read like the limit ("300 ms of 300 ms, exceeded"), the fraction shows.
+    private static string Precise(TimeSpan t) => t.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture) + " ms";
 
     private static string Ms(TimeSpan t) => t.TotalMilliseconds.ToString(t.TotalMilliseconds >= 100 ? "0" : "0.#", CultureInfo.InvariantCulture) + " ms";
 }
