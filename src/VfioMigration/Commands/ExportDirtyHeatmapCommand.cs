@@ -19,7 +19,7 @@ public sealed class ExportDirtyHeatmapCommand : PictureCmdlet
     private const string BitmapParameterSet = "Bitmap";
     private const string ComparisonParameterSet = "Comparison";
 
-    #region Parameters
+    #region Parameters (and -Path, -Force, -PassThru from PictureCmdlet)
 
     /// <summary>The bitmap from Get-DirtyBitmap or Import-DirtyBitmap.</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = BitmapParameterSet)]
@@ -28,11 +28,6 @@ public sealed class ExportDirtyHeatmapCommand : PictureCmdlet
     /// <summary>The result of Compare-DirtyBitmap: its combined bitmap is drawn, the title says how it was combined.</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = ComparisonParameterSet)]
     public DirtyBitmapComparison Comparison { get; set; } = null!;
-
-    /// <summary>The PNG file to write.</summary>
-    [Parameter(Mandatory = true, Position = 0)]
-    [ValidateNotNullOrEmpty]
-    public string Path { get; set; } = "";
 
     /// <summary>Width of the picture in pixels.</summary>
     [Parameter]
@@ -44,19 +39,7 @@ public sealed class ExportDirtyHeatmapCommand : PictureCmdlet
     [ValidateRange(320, 8192)]
     public int Height { get; set; } = 800;
 
-    /// <summary>Overwrite an existing file.</summary>
-    [Parameter]
-    public SwitchParameter Force { get; set; }
-
-    /// <summary>Return the file written.</summary>
-    [Parameter]
-    public SwitchParameter PassThru { get; set; }
-
     #endregion
-
-    protected override string PicturePath => Path;
-
-    protected override bool PassThruFile => PassThru;
 
     protected override void ProcessRecord()
     {

@@ -13,16 +13,11 @@ namespace VfioMigration.Commands;
 [OutputType(typeof(FileInfo))]
 public sealed class ExportDirtyRateChartCommand : PictureCmdlet
 {
-    #region Parameters
+    #region Parameters (and -Path, -Force, -PassThru from PictureCmdlet)
 
     /// <summary>The samples from Measure-DirtyRate; all the samples piped go into one chart.</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true)]
     public DirtyRateSample[] InputObject { get; set; } = null!;
-
-    /// <summary>The PNG file to write.</summary>
-    [Parameter(Mandatory = true, Position = 0)]
-    [ValidateNotNullOrEmpty]
-    public string Path { get; set; } = "";
 
     /// <summary>Width of the picture in pixels.</summary>
     [Parameter]
@@ -34,21 +29,9 @@ public sealed class ExportDirtyRateChartCommand : PictureCmdlet
     [ValidateRange(300, 8192)]
     public int Height { get; set; } = 600;
 
-    /// <summary>Overwrite an existing file.</summary>
-    [Parameter]
-    public SwitchParameter Force { get; set; }
-
-    /// <summary>Return the file written.</summary>
-    [Parameter]
-    public SwitchParameter PassThru { get; set; }
-
     #endregion
 
     private readonly List<DirtyRateSample> _samples = new();
-
-    protected override string PicturePath => Path;
-
-    protected override bool PassThruFile => PassThru;
 
     protected override void ProcessRecord()
     {

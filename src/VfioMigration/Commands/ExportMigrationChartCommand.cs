@@ -15,16 +15,11 @@ namespace VfioMigration.Commands;
 [OutputType(typeof(FileInfo))]
 public sealed class ExportMigrationChartCommand : PictureCmdlet
 {
-    #region Parameters
+    #region Parameters (and -Path, -Force, -PassThru from PictureCmdlet)
 
     /// <summary>The report from Start-VfioMigration or Get-VfioMigration.</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true)]
     public MigrationReport InputObject { get; set; } = null!;
-
-    /// <summary>The PNG file to write.</summary>
-    [Parameter(Mandatory = true, Position = 0)]
-    [ValidateNotNullOrEmpty]
-    public string Path { get; set; } = "";
 
     /// <summary>Width of the picture in pixels.</summary>
     [Parameter]
@@ -36,19 +31,7 @@ public sealed class ExportMigrationChartCommand : PictureCmdlet
     [ValidateRange(300, 8192)]
     public int Height { get; set; } = 600;
 
-    /// <summary>Overwrite an existing file.</summary>
-    [Parameter]
-    public SwitchParameter Force { get; set; }
-
-    /// <summary>Return the file written.</summary>
-    [Parameter]
-    public SwitchParameter PassThru { get; set; }
-
     #endregion
-
-    protected override string PicturePath => Path;
-
-    protected override bool PassThruFile => PassThru;
 
     protected override void ProcessRecord()
     {

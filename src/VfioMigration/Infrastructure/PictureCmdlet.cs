@@ -17,11 +17,22 @@ public abstract class PictureCmdlet : VfioCmdlet
 {
     private int _count;
 
-    /// <summary>The file to write (the cmdlet's -Path).</summary>
-    protected abstract string PicturePath { get; }
+    #region Parameters
 
-    /// <summary>Return the file written (the cmdlet's -PassThru).</summary>
-    protected abstract bool PassThruFile { get; }
+    /// <summary>The PNG file to write.</summary>
+    [Parameter(Mandatory = true, Position = 0)]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    /// <summary>Overwrite an existing file.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    /// <summary>Return the file written.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    #endregion
 
     /// <summary>
     /// Draws the picture and writes it to <paramref name="path"/>. Implementations call the pictures
@@ -42,12 +53,12 @@ public abstract class PictureCmdlet : VfioCmdlet
     /// <summary>Asks ShouldProcess, draws, writes, and turns each failure into an ErrorRecord.</summary>
     protected void WritePicture(string description, object target)
     {
-        string path = GetUnresolvedProviderPathFromPSPath(PicturePath);
+        string path = GetUnresolvedProviderPathFromPSPath(Path);
         if (!ShouldProcess(path, description)) return;
         try
         {
             Render(path);
-            if (PassThruFile) WriteObject(InvokeProvider.Item.Get(path), enumerateCollection: true);
+            if (PassThru) WriteObject(InvokeProvider.Item.Get(path), enumerateCollection: true);
         }
         catch (Exception e) when (IsVfioError(e))
         {
@@ -60,7 +71,7 @@ public abstract class PictureCmdlet : VfioCmdlet
         }
     }
 
-    private static string Folder() => Path.GetDirectoryName(typeof(PictureCmdlet).Assembly.Location) ?? "?";
+    private static string Folder() => System.IO.Path.GetDirectoryName(typeof(PictureCmdlet).Assembly.Location) ?? "?";
 
     /// <summary>A loader's failure for the drawing code, in words; null for any other exception.</summary>
     private static string? MissingLibrary(Exception e) => e switch
